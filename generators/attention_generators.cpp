@@ -1,0 +1,337 @@
+// Halide generators for every stage of Keras MultiHeadAttention and for the
+// fused layer. Algorithms only: each generator hands its Funcs to the
+// schedule for its target (schedules/schedules.h).
+//
+// GeneratorParams set to 0 mean "known only at run time" (the generic
+// variant); a positive value specializes the kernel to that size and turns
+// it into a checked constraint on the buffers.
+#include "schedules.h"
+#include "stages.h"
+
+namespace mhac::gen {
+namespace {
+
+using namespace Halide;
+
+// Pins dim `d` of a buffer to [0, extent) when `extent` is known at compile
+// time, else only its min to 0. Violations fail at run time with a Halide
+// constraint error, which the runtime turns into an mhac::Error.
+template <typename Buf>
+void pin_dim(Buf &buf, int d, int extent) {
+    if (extent > 0) {
+        buf.dim(d).set_bounds(0, extent);
+    } else {
+        buf.dim(d).set_min(0);
+    }
+}
+
+template <typename Buf>
+void pin_all_mins(Buf &buf, int dims) {
+    for (int d = 0; d < dims; d++) buf.dim(d).set_min(0);
+}
+
+Expr extent_or(int fixed, const Expr &runtime) { return fixed > 0 ? Expr(fixed) : runtime; }
+
+// EinsumDense over a batch of rows: output(j, m) = input(e, m) . W[e, j] + b[j].
+class ProjectionGenerator : public Generator<ProjectionGenerator> {
+public:
+    GeneratorParam<int> in_features{"in_features", 0};
+    GeneratorParam<int> out_features{"out_features", 0};
+    GeneratorParam<bool> use_bias{"use_bias", true};
+
+    Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
+    Input<Buffer<float, 3>> weights{"weights"};  // (ji, e, jo): packed kernel [E, J]
+    Input<Buffer<float, 1>> bias{"bias"};        // (j): Keras bias, flattened
+    Output<Buffer<float, 2>> output{"output"};   // (j, m)
+
+    void generate() {
+        Expr e_extent = extent_or(in_features, input.dim(0).extent());
+        Expr j_extent = extent_or(out_features, output.dim(0).extent());
+        proj_ = project(input, e_extent, weights, bias, use_bias, 1, "projection");
+        Var j("j"), m("m");
+        output(j, m) = proj_.out(j, m);
+
+        pin_dim(input, 0, in_features);
+        pin_dim(output, 0, out_features);
+        pin_all_mins(input, 2);
+        pin_all_mins(output, 2);
+        pin_all_mins(weights, 3);
+        pin_all_mins(bias, 1);
+        weights.dim(0).set_extent(kPanelWidth);
+        weights.dim(1).set_extent(e_extent);
+        weights.dim(2).set_extent((j_extent + kPanelWidth - 1) / kPanelWidth);
+        if (use_bias) bias.dim(0).set_extent(j_extent);
+        output.dim(1).set_extent(input.dim(1).extent());
+
+        input.set_estimates({{0, 768}, {0, 128}});
+        weights.set_estimates({{0, kPanelWidth}, {0, 768}, {0, 48}});
+        bias.set_estimates({{0, 768}});
+        output.set_estimates({{0, 768}, {0, 128}});
+    }
+
+    void schedule() {
+        if (using_autoscheduler()) return;
+        sched::ProjectionPipeline p{proj_, output, in_features, out_features};
+        sched::schedule_projection(p, get_target());
+    }
+
+private:
+    Projection proj_;
+};
+
+// Explicit-path logits: (q * scale) . k over the head dim.
+class ScoresGenerator : public Generator<ScoresGenerator> {
+public:
+    GeneratorParam<int> num_heads{"num_heads", 0};
+    GeneratorParam<int> key_dim{"key_dim", 0};
+
+    Input<Buffer<float, 4>> query{"query"};   // (h, n, t, b): projected query
+    Input<Buffer<float, 4>> key{"key"};       // (h, n, s, b): projected key
+    Input<float> scale{"scale"};              // float32(1 / sqrt(key_dim)), rounded as Keras does
+    Output<Buffer<float, 4>> logits{"logits"};  // (s, t, n, b) = Keras [B, N, T, S]
+
+    void generate() {
+        Expr h_extent = extent_or(key_dim, query.dim(0).extent());
+        lg_ = attention_logits(query, key, h_extent, scale, AttentionPath::explicit_scores);
+        Var s("s"), t("t"), n("n"), b("b");
+        logits(s, t, n, b) = lg_.logits(s, t, n, b);
+
+        pin_dim(query, 0, key_dim);
+        pin_dim(query, 1, num_heads);
+        pin_all_mins(query, 4);
+        pin_all_mins(key, 4);
+        pin_all_mins(logits, 4);
+        key.dim(0).set_extent(query.dim(0).extent());
+        key.dim(1).set_extent(query.dim(1).extent());
+        key.dim(3).set_extent(query.dim(3).extent());
+
+        query.set_estimates({{0, 64}, {0, 12}, {0, 128}, {0, 1}});
+        key.set_estimates({{0, 64}, {0, 12}, {0, 128}, {0, 1}});
+        scale.set_estimate(0.125f);
+        logits.set_estimates({{0, 128}, {0, 128}, {0, 12}, {0, 1}});
+    }
+
+    void schedule() {
+        if (using_autoscheduler()) return;
+        sched::ScoresPipeline p{lg_, logits, key_dim};
+        sched::schedule_scores(p, get_target());
+    }
+
+private:
+    Logits lg_;
+};
+
+// Explicit-path masked softmax over keys (Keras's Softmax layer, >= 3.10).
+class MaskedSoftmaxGenerator : public Generator<MaskedSoftmaxGenerator> {
+public:
+    GeneratorParam<std::string> mask_kind{"mask_kind", "none"};
+
+    Input<Buffer<float, 4>> logits{"logits"};  // (s, t, n, b)
+    Input<Buffer<uint8_t, 4>> mask{"mask"};    // (s, t, n|1, b|1), non-zero = may attend
+    Output<Buffer<float, 4>> probs{"probs"};   // (s, t, n, b)
+
+    void generate() {
+        MaskKind kind = parse_mask_kind(mask_kind);
+        allowed_ = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
+        sm_ = masked_softmax(logits, allowed_, kind, logits.dim(0).extent(),
+                             AttentionPath::explicit_scores);
+        Var s("s"), t("t"), n("n"), b("b");
+        probs(s, t, n, b) = sm_.probs(s, t, n, b);
+
+        pin_all_mins(logits, 4);
+        pin_all_mins(mask, 4);
+        pin_all_mins(probs, 4);
+        if (kind == MaskKind::dense) {
+            mask.dim(0).set_extent(logits.dim(0).extent());
+            mask.dim(1).set_extent(logits.dim(1).extent());
+        }
+        logits.set_estimates({{0, 128}, {0, 128}, {0, 12}, {0, 1}});
+        mask.set_estimates({{0, 128}, {0, 128}, {0, 1}, {0, 1}});
+        probs.set_estimates({{0, 128}, {0, 128}, {0, 12}, {0, 1}});
+    }
+
+    void schedule() {
+        if (using_autoscheduler()) return;
+        sched::SoftmaxPipeline p{sm_, probs};
+        sched::schedule_softmax(p, get_target());
+    }
+
+private:
+    Func allowed_;
+    MaskedSoftmax sm_;
+};
+
+// probs . value: the weighted sum over keys.
+class CombineGenerator : public Generator<CombineGenerator> {
+public:
+    GeneratorParam<int> num_heads{"num_heads", 0};
+    GeneratorParam<int> value_dim{"value_dim", 0};
+
+    Input<Buffer<float, 4>> probs{"probs"};       // (s, t, n, b)
+    Input<Buffer<float, 4>> value{"value"};       // (g, n, s, b): projected value
+    Output<Buffer<float, 4>> context{"context"};  // (g, n, t, b) = Keras [B, T, N, Hv]
+
+    void generate() {
+        cb_ = combine(probs, value, probs.dim(0).extent());
+        Var g("g"), n("n"), t("t"), b("b");
+        context(g, n, t, b) = cb_.context(g, n, t, b);
+
+        pin_dim(value, 0, value_dim);
+        pin_dim(value, 1, num_heads);
+        pin_all_mins(probs, 4);
+        pin_all_mins(value, 4);
+        pin_all_mins(context, 4);
+        value.dim(2).set_extent(probs.dim(0).extent());
+        context.set_estimates({{0, 64}, {0, 12}, {0, 128}, {0, 1}});
+        probs.set_estimates({{0, 128}, {0, 128}, {0, 12}, {0, 1}});
+        value.set_estimates({{0, 64}, {0, 12}, {0, 128}, {0, 1}});
+    }
+
+    void schedule() {
+        if (using_autoscheduler()) return;
+        sched::CombinePipeline p{cb_, context, value_dim};
+        sched::schedule_combine(p, get_target());
+    }
+
+private:
+    Combine cb_;
+};
+
+// The whole layer on Keras's fused path (ops.dot_product_attention): taken
+// when no scores are returned and no dropout applies. The T x S matrix is
+// never materialized whole; the schedule decides the tiling.
+class FusedGenerator : public Generator<FusedGenerator> {
+public:
+    GeneratorParam<int> num_heads{"num_heads", 0};
+    GeneratorParam<int> key_dim{"key_dim", 0};
+    GeneratorParam<int> value_dim{"value_dim", 0};
+    GeneratorParam<int> query_features{"query_features", 0};
+    GeneratorParam<int> key_features{"key_features", 0};
+    GeneratorParam<int> value_features{"value_features", 0};
+    GeneratorParam<int> output_features{"output_features", 0};
+    GeneratorParam<bool> use_bias{"use_bias", true};
+    GeneratorParam<std::string> mask_kind{"mask_kind", "none"};
+
+    Input<Buffer<float, 3>> query{"query"};            // (e, t, b) = Keras [B, T, Eq]
+    Input<Buffer<float, 3>> key{"key"};                // (e, s, b) = Keras [B, S, Ek]
+    Input<Buffer<float, 3>> value{"value"};            // (e, s, b) = Keras [B, S, Ev]
+    Input<Buffer<float, 3>> query_kernel{"query_kernel"};    // packed [Eq, N*H]
+    Input<Buffer<float, 2>> query_bias{"query_bias"};        // (h, n) = Keras [N, H]
+    Input<Buffer<float, 3>> key_kernel{"key_kernel"};        // packed [Ek, N*H]
+    Input<Buffer<float, 2>> key_bias{"key_bias"};            // (h, n)
+    Input<Buffer<float, 3>> value_kernel{"value_kernel"};    // packed [Ev, N*Hv]
+    Input<Buffer<float, 2>> value_bias{"value_bias"};        // (g, n) = Keras [N, Hv]
+    Input<Buffer<float, 3>> output_kernel{"output_kernel"};  // packed [N*Hv, O]
+    Input<Buffer<float, 1>> output_bias{"output_bias"};      // (o) = Keras [O]
+    Input<Buffer<uint8_t, 4>> mask{"mask"};  // (s, t, n|1, b|1); read for mask_kind=dense only
+    Input<float> scale{"scale"};             // float32(1 / sqrt(key_dim))
+    Output<Buffer<float, 3>> output{"output"};  // (o, t, b) = Keras [B, T, O]
+
+    void generate() {
+        MaskKind kind = parse_mask_kind(mask_kind);
+        Expr heads = extent_or(num_heads, query_bias.dim(1).extent());
+        Expr h_dim = extent_or(key_dim, query_bias.dim(0).extent());
+        Expr hv_dim = extent_or(value_dim, value_bias.dim(0).extent());
+        Expr eq = extent_or(query_features, query.dim(0).extent());
+        Expr ek = extent_or(key_features, key.dim(0).extent());
+        Expr ev = extent_or(value_features, value.dim(0).extent());
+        Expr keys = key.dim(1).extent();
+
+        Var j("j");
+        Func bq("bq_flat"), bk("bk_flat"), bv("bv_flat");
+        bq(j) = query_bias(j % h_dim, j / h_dim);
+        bk(j) = key_bias(j % h_dim, j / h_dim);
+        bv(j) = value_bias(j % hv_dim, j / hv_dim);
+
+        p_.q_proj = project(query, eq, query_kernel, bq, use_bias, 2, "query_proj");
+        p_.k_proj = project(key, ek, key_kernel, bk, use_bias, 2, "key_proj");
+        p_.v_proj = project(value, ev, value_kernel, bv, use_bias, 2, "value_proj");
+        p_.q = split_heads(p_.q_proj.out, h_dim);
+        p_.k = split_heads(p_.k_proj.out, h_dim);
+        p_.v = split_heads(p_.v_proj.out, hv_dim);
+        p_.logits = attention_logits(p_.q, p_.k, h_dim, scale, AttentionPath::fused);
+        p_.allowed = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
+        p_.softmax = masked_softmax(p_.logits.logits, p_.allowed, kind, keys, AttentionPath::fused);
+        p_.combine = combine(p_.softmax.probs, p_.v, keys);
+        p_.context_flat = flatten_heads(p_.combine.context, hv_dim);
+        p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
+                            2, "output_proj");
+        Var o("o"), t("t"), b("b");
+        output(o, t, b) = p_.o_proj.out(o, t, b);
+        p_.output = output;
+        p_.mask_kind = kind;
+        p_.static_key_dim = key_dim;
+        p_.static_value_dim = value_dim;
+        p_.static_heads = num_heads;
+
+        // Shape contract, checked by Halide on every call.
+        pin_dim(query, 0, query_features);
+        pin_dim(key, 0, key_features);
+        pin_dim(value, 0, value_features);
+        pin_dim(query_bias, 0, key_dim);
+        pin_dim(query_bias, 1, num_heads);
+        pin_dim(value_bias, 0, value_dim);
+        pin_dim(output, 0, output_features);
+        pin_all_mins(query, 3);
+        pin_all_mins(key, 3);
+        pin_all_mins(value, 3);
+        pin_all_mins(output, 3);
+        pin_all_mins(mask, 4);
+        for (auto *w : {&query_kernel, &key_kernel, &value_kernel, &output_kernel}) {
+            pin_all_mins(*w, 3);
+            w->dim(0).set_extent(kPanelWidth);
+        }
+        pin_all_mins(query_bias, 2);
+        pin_all_mins(key_bias, 2);
+        pin_all_mins(value_bias, 2);
+        pin_all_mins(output_bias, 1);
+        key_bias.dim(0).set_extent(h_dim);
+        key_bias.dim(1).set_extent(heads);
+        value_bias.dim(1).set_extent(heads);
+        output_bias.dim(0).set_extent(output.dim(0).extent());
+        query_kernel.dim(1).set_extent(eq);
+        key_kernel.dim(1).set_extent(ek);
+        value_kernel.dim(1).set_extent(ev);
+        output_kernel.dim(1).set_extent(heads * hv_dim);
+        value.dim(1).set_extent(keys);
+        key.dim(2).set_extent(query.dim(2).extent());
+        value.dim(2).set_extent(query.dim(2).extent());
+        output.dim(1).set_extent(query.dim(1).extent());
+        output.dim(2).set_extent(query.dim(2).extent());
+        if (kind == MaskKind::dense) {
+            mask.dim(0).set_extent(keys);
+            mask.dim(1).set_extent(query.dim(1).extent());
+        }
+
+        query.set_estimates({{0, 768}, {0, 128}, {0, 1}});
+        key.set_estimates({{0, 768}, {0, 128}, {0, 1}});
+        value.set_estimates({{0, 768}, {0, 128}, {0, 1}});
+        for (auto *w : {&query_kernel, &key_kernel, &value_kernel, &output_kernel}) {
+            w->set_estimates({{0, kPanelWidth}, {0, 768}, {0, 48}});
+        }
+        for (auto *bb : {&query_bias, &key_bias, &value_bias}) {
+            bb->set_estimates({{0, 64}, {0, 12}});
+        }
+        output_bias.set_estimates({{0, 768}});
+        mask.set_estimates({{0, 128}, {0, 128}, {0, 1}, {0, 1}});
+        scale.set_estimate(0.125f);
+        output.set_estimates({{0, 768}, {0, 128}, {0, 1}});
+    }
+
+    void schedule() {
+        if (using_autoscheduler()) return;
+        sched::schedule_fused(p_, get_target());
+    }
+
+private:
+    sched::FusedPipeline p_;
+};
+
+}  // namespace
+}  // namespace mhac::gen
+
+HALIDE_REGISTER_GENERATOR(mhac::gen::ProjectionGenerator, mhac_projection)
+HALIDE_REGISTER_GENERATOR(mhac::gen::ScoresGenerator, mhac_scores)
+HALIDE_REGISTER_GENERATOR(mhac::gen::MaskedSoftmaxGenerator, mhac_masked_softmax)
+HALIDE_REGISTER_GENERATOR(mhac::gen::CombineGenerator, mhac_combine)
+HALIDE_REGISTER_GENERATOR(mhac::gen::FusedGenerator, mhac_fused)

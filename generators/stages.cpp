@@ -1,0 +1,131 @@
+#include "stages.h"
+
+#include <cfloat>
+#include <stdexcept>
+
+namespace mhac::gen {
+
+using namespace Halide;
+
+namespace {
+// Keras 3.15 constants (spec section 2.1).
+// Explicit path: Softmax layer's _large_negative_number for float32.
+constexpr float kExplicitMaskedLogit = -1e9f;
+// Fused path: ops.dot_product_attention fills masked logits with
+// -0.7 * max(dtype). Any finite value below every real logit gives the same
+// probabilities; this one keeps the "uniform row" behaviour of fully masked
+// rows exactly (all logits equal).
+constexpr float kFusedMaskedLogit = -0.7f * 3.38953139e38f;
+}  // namespace
+
+MaskKind parse_mask_kind(const std::string &name) {
+    if (name == "none") return MaskKind::none;
+    if (name == "causal") return MaskKind::causal;
+    if (name == "dense") return MaskKind::dense;
+    throw std::invalid_argument("unknown mask kind '" + name + "' (none, causal, dense)");
+}
+
+Projection project(const Func &in, const Expr &in_features, const Func &packed_w,
+                   const Func &bias, bool use_bias, int row_dims, const std::string &name) {
+    Var j("j");
+    std::vector<Var> rows;
+    for (int i = 0; i < row_dims; i++) rows.emplace_back("m" + std::to_string(i));
+    std::vector<Var> lhs{j};
+    lhs.insert(lhs.end(), rows.begin(), rows.end());
+
+    Projection p{Func(name + "_acc"), Func(name), RDom(0, in_features, name + "_e")};
+    std::vector<Expr> in_args{p.r.x};
+    in_args.insert(in_args.end(), rows.begin(), rows.end());
+
+    // EinsumDense: einsum first, then + bias (Keras order).
+    p.acc(lhs) = 0.0f;
+    p.acc(lhs) += in(in_args) * packed_w(j % kPanelWidth, p.r.x, j / kPanelWidth);
+    p.out(lhs) = use_bias ? p.acc(lhs) + bias(j) : p.acc(lhs);
+    return p;
+}
+
+Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const Expr &scale,
+                        AttentionPath path) {
+    Var s("s"), t("t"), n("n"), b("b");
+    Logits l{Func("dot"), Func("logits"), RDom(0, key_dim, "h")};
+    l.dot(s, t, n, b) = 0.0f;
+    if (path == AttentionPath::explicit_scores) {
+        // query = ops.multiply(query, scale) happens before the einsum.
+        l.dot(s, t, n, b) += (q(l.r.x, n, t, b) * scale) * k(l.r.x, n, s, b);
+        l.logits(s, t, n, b) = l.dot(s, t, n, b);
+    } else {
+        l.dot(s, t, n, b) += q(l.r.x, n, t, b) * k(l.r.x, n, s, b);
+        l.logits(s, t, n, b) = l.dot(s, t, n, b) * scale;
+    }
+    return l;
+}
+
+Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
+                       const Expr &mask_batch) {
+    Var s("s"), t("t"), n("n"), b("b");
+    Func allowed("allowed");
+    switch (kind) {
+    case MaskKind::none:
+        allowed(s, t, n, b) = Halide::Internal::const_true();
+        break;
+    case MaskKind::causal:
+        allowed(s, t, n, b) = s <= t;
+        break;
+    case MaskKind::dense:
+        allowed(s, t, n, b) = mask(s, t, min(n, mask_heads - 1), min(b, mask_batch - 1)) != 0;
+        break;
+    }
+    return allowed;
+}
+
+MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind kind,
+                             const Expr &keys, AttentionPath path) {
+    Var s("s"), t("t"), n("n"), b("b");
+    MaskedSoftmax sm{Func("masked"),      Func("row_max"), Func("exp_shifted"),
+                     Func("row_sum"),     Func("probs"),   RDom(0, keys, "sk")};
+    const float fill =
+        path == AttentionPath::fused ? kFusedMaskedLogit : kExplicitMaskedLogit;
+    if (kind == MaskKind::none) {
+        sm.masked(s, t, n, b) = logits(s, t, n, b);
+    } else {
+        sm.masked(s, t, n, b) = select(allowed(s, t, n, b), logits(s, t, n, b), fill);
+    }
+    // Halide compiles with no-inf/no-nan fast math: start from a finite value.
+    sm.row_max(t, n, b) = -FLT_MAX;
+    sm.row_max(t, n, b) = max(sm.row_max(t, n, b), sm.masked(sm.r.x, t, n, b));
+    sm.exp_shifted(s, t, n, b) = exp(sm.masked(s, t, n, b) - sm.row_max(t, n, b));
+    sm.row_sum(t, n, b) = 0.0f;
+    sm.row_sum(t, n, b) += sm.exp_shifted(sm.r.x, t, n, b);
+    Expr p = sm.exp_shifted(s, t, n, b) / sm.row_sum(t, n, b);
+    if (kind != MaskKind::none && path == AttentionPath::explicit_scores) {
+        // Keras >= 3.10 Softmax multiplies by the mask after normalising, so a
+        // fully masked row is all zeros instead of uniform.
+        p = select(allowed(s, t, n, b), p, 0.0f);
+    }
+    sm.probs(s, t, n, b) = p;
+    return sm;
+}
+
+Combine combine(const Func &probs, const Func &v, const Expr &keys) {
+    Var g("g"), n("n"), t("t"), b("b");
+    Combine c{Func("context"), RDom(0, keys, "sv")};
+    c.context(g, n, t, b) = 0.0f;
+    c.context(g, n, t, b) += probs(c.r.x, t, n, b) * v(g, n, c.r.x, b);
+    return c;
+}
+
+Func flatten_heads(const Func &context, const Expr &value_dim) {
+    Var c("c"), t("t"), b("b");
+    Func flat("context_flat");
+    flat(c, t, b) = context(c % value_dim, c / value_dim, t, b);
+    return flat;
+}
+
+Func split_heads(const Func &projected, const Expr &head_dim) {
+    Var h("h"), n("n"), t("t"), b("b");
+    Func heads(projected.name() + "_heads");
+    heads(h, n, t, b) = projected(n * head_dim + h, t, b);
+    return heads;
+}
+
+}  // namespace mhac::gen

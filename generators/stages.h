@@ -1,0 +1,99 @@
+// The Keras MultiHeadAttention math, once. Every generator in this folder is
+// assembled from these functions; no function here makes a scheduling
+// decision (schedules/ does, through the Func handles returned below).
+//
+// Layout convention: Halide dim 0 is the innermost (contiguous) one, so a
+// row-major Keras tensor [B, T, E] is the Halide function x(e, t, b).
+#pragma once
+
+#include "Halide.h"
+
+#include <string>
+#include <vector>
+
+namespace mhac::gen {
+
+using Halide::Expr;
+using Halide::Func;
+using Halide::RDom;
+using Halide::Var;
+
+// Width of the column panels the runtime packs projection kernels into
+// (runtime/src/packed_weights.cpp). Part of the kernel ABI: a packed kernel
+// [E, J] is stored as w(ji, e, jo) with j = jo * kPanelWidth + ji, zero
+// padded to whole panels, so one panel streams contiguously through a GEMM
+// micro-tile.
+constexpr int kPanelWidth = 16;
+
+// Which mask a kernel applies to the logits.
+enum class MaskKind {
+    none,    // every key visible
+    causal,  // key s visible from query t iff s <= t (top-left aligned)
+    dense,   // a uint8 tensor mask(s, t, n, b), broadcast over n and b
+};
+
+// Keras 3.15 computes attention on one of two paths (spec section 2.1), and
+// they disagree on where the scale goes and on masked logits.
+enum class AttentionPath {
+    // ops.dot_product_attention: (Q.K) * c, masked logits = -0.7 * FLT_MAX, a
+    // fully masked row is uniform over all keys.
+    fused,
+    // einsum + Softmax layer: (Q * c).K, masked logits = -1e9, probabilities of
+    // masked keys multiplied by 0 (a fully masked row becomes all zeros).
+    explicit_scores,
+};
+
+MaskKind parse_mask_kind(const std::string &name);
+
+// out(j, rows...) = bias(j) + sum_e in(e, rows...) * w(j % P, e, j / P)
+// `in` has the feature index first; `w` is a packed kernel (see kPanelWidth).
+struct Projection {
+    Func acc;  // (j, rows...): the reduction over input features
+    Func out;  // (j, rows...): acc + bias
+    RDom r;    // over the input features
+};
+Projection project(const Func &in, const Expr &in_features, const Func &packed_w,
+                   const Func &bias, bool use_bias, int row_dims, const std::string &name);
+
+// logits(s, t, n, b) from q(h, n, t, b) and k(h, n, s, b).
+struct Logits {
+    Func dot;     // (s, t, n, b): the head-dim reduction (of scaled q on the explicit path)
+    Func logits;  // (s, t, n, b), scale placed as on `path`
+    RDom r;       // over h
+};
+Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const Expr &scale,
+                        AttentionPath path);
+
+// allowed(s, t, n, b): whether query t of head n may attend to key s.
+// `mask` is read only for MaskKind::dense; its extents (mask_heads,
+// mask_batch) may be 1 to broadcast, as Keras's attention_mask does.
+Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
+                       const Expr &mask_batch);
+
+// Softmax over s of logits(s, t, n, b) with Keras's masking rules for `path`.
+struct MaskedSoftmax {
+    Func masked;   // logits with masked entries replaced
+    Func row_max;  // (t, n, b)
+    Func exp_shifted;
+    Func row_sum;  // (t, n, b)
+    Func probs;    // (s, t, n, b)
+    RDom r;        // over s
+};
+MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind kind,
+                             const Expr &keys, AttentionPath path);
+
+// context(g, n, t, b) = sum_s probs(s, t, n, b) * v(g, n, s, b)
+struct Combine {
+    Func context;
+    RDom r;  // over s
+};
+Combine combine(const Func &probs, const Func &v, const Expr &keys);
+
+// Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
+// input layout of the output projection (Keras's [B, T, N, Hv] einsum).
+Func flatten_heads(const Func &context, const Expr &value_dim);
+
+// Splits a projection out(j, t, b), j = n * head_dim + h, into (h, n, t, b).
+Func split_heads(const Func &projected, const Expr &head_dim);
+
+}  // namespace mhac::gen

@@ -1,0 +1,76 @@
+// The table a generated kernel set exposes to the runtime. Written by
+// cmake/MhacKernels.cmake from the configuration table; nothing here is kept
+// by hand per variant.
+#pragma once
+
+#include <cstddef>
+
+struct halide_buffer_t;
+
+namespace mhac {
+
+// Which mask a kernel applies. Numbering indexes ConfigKernels::fused.
+enum class MaskKind : int { none = 0, causal = 1, dense = 2 };
+constexpr int kMaskKinds = 3;
+const char *mask_kind_name(MaskKind kind);
+
+// Halide-generated entry points (buffers in Halide order: dim 0 innermost).
+using ProjectionFn = int (*)(halide_buffer_t *input, halide_buffer_t *packed_kernel,
+                             halide_buffer_t *bias, halide_buffer_t *output);
+using ScoresFn = int (*)(halide_buffer_t *query, halide_buffer_t *key, float scale,
+                         halide_buffer_t *logits);
+using SoftmaxFn = int (*)(halide_buffer_t *logits, halide_buffer_t *mask, halide_buffer_t *probs);
+using CombineFn = int (*)(halide_buffer_t *probs, halide_buffer_t *value,
+                          halide_buffer_t *context);
+using FusedFn = int (*)(halide_buffer_t *query, halide_buffer_t *key, halide_buffer_t *value,
+                        halide_buffer_t *query_kernel, halide_buffer_t *query_bias,
+                        halide_buffer_t *key_kernel, halide_buffer_t *key_bias,
+                        halide_buffer_t *value_kernel, halide_buffer_t *value_bias,
+                        halide_buffer_t *output_kernel, halide_buffer_t *output_bias,
+                        halide_buffer_t *mask, float scale, halide_buffer_t *output);
+
+template <typename Fn>
+struct NamedKernel {
+    const char *name;  // the symbol, e.g. mha_fused_f32_bert_base_causal
+    Fn fn;             // null when not compiled
+    explicit operator bool() const { return fn != nullptr; }
+};
+
+// Sizes a configuration was specialized for; 0 means "any" (generic).
+struct ConfigSizes {
+    int num_heads;
+    int key_dim;
+    int value_dim;
+    int query_features;
+    int key_features;
+    int value_features;
+    int output_features;
+    bool use_bias;
+};
+
+enum ProjectionSlot { kQueryProjection = 0, kKeyProjection, kValueProjection, kOutputProjection };
+
+struct ConfigKernels {
+    const char *name;  // "generic" or the row's name in the table
+    ConfigSizes sizes;
+    NamedKernel<FusedFn> fused[kMaskKinds];  // by MaskKind
+    NamedKernel<ProjectionFn> projection[4];  // by ProjectionSlot
+    NamedKernel<ScoresFn> scores;
+    NamedKernel<CombineFn> combine;
+
+    bool is_generic() const { return sizes.num_heads == 0; }
+};
+
+struct SoftmaxKernels {
+    NamedKernel<SoftmaxFn> by_mask[kMaskKinds];
+};
+
+struct KernelSet {
+    const char *name;
+    const char *targets;  // the Halide multi-target ladder, best first
+    const ConfigKernels *configs;
+    std::size_t num_configs;
+    const SoftmaxKernels &softmax;
+};
+
+}  // namespace mhac

@@ -1,0 +1,144 @@
+// mhac: Keras MultiHeadAttention, compiled ahead of time.
+//
+// Shapes and weights follow Keras 3 (row-major float32):
+//   query [B, T, Eq], value [B, S, Ev], key [B, S, Ek] (defaults to value)
+//   query/key kernels [E, N, H] + biases [N, H]; value kernel [Ev, N, Hv] +
+//   bias [N, Hv]; output kernel [N, Hv, O...] + bias [O...]
+//   output [B, T, O...]; attention scores [B, N, T, S]
+#pragma once
+
+#include "mhac/kernel_set.h"
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mhac {
+
+// Every failure (bad shapes, kernel errors, missing variants) is an Error
+// whose message names the argument or kernel and the shapes involved.
+class Error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+using Shape = std::vector<int64_t>;
+std::string shape_to_string(const Shape &shape);
+
+// A read-only view of a row-major tensor the caller owns. Never modified.
+template <typename T>
+struct View {
+    const T *data = nullptr;
+    Shape shape;
+};
+using TensorView = View<float>;
+using MaskView = View<uint8_t>;  // non-zero = may attend (Keras casts masks to bool)
+
+// An owned row-major float32 tensor.
+struct Tensor {
+    Shape shape;
+    std::vector<float> data;
+    TensorView view() const { return {data.data(), shape}; }
+};
+
+// Mirrors keras.layers.MultiHeadAttention's constructor.
+struct LayerConfig {
+    int num_heads = 0;
+    int key_dim = 0;
+    int value_dim = 0;          // 0: same as key_dim (Keras's None)
+    bool use_bias = true;
+    Shape output_shape;         // empty: the query's last dim (Keras's None)
+    std::vector<int> attention_axes;  // empty: Keras's default
+    float dropout = 0.0f;
+};
+
+// Weights in Keras layout, in layer.get_weights() order. Biases are ignored
+// (and may be empty) when use_bias is false.
+struct KerasWeights {
+    TensorView query_kernel, query_bias;
+    TensorView key_kernel, key_bias;
+    TensorView value_kernel, value_bias;
+    TensorView output_kernel, output_bias;
+};
+
+struct CallOptions {
+    const TensorView *key = nullptr;             // Keras's key=None
+    const MaskView *attention_mask = nullptr;    // [T, S], [B, T, S] or [B, N, T, S], 1s broadcast
+    bool use_causal_mask = false;
+    bool return_attention_scores = false;
+    bool training = false;
+    // Testing and benchmarking: run this configuration of the kernel set
+    // ("generic" or a row name) instead of select_variant's choice.
+    std::string force_config;
+};
+
+struct CallResult {
+    Tensor output;  // [B, T, O...]
+    Tensor scores;  // [B, N, T, S] when return_attention_scores, else empty
+};
+
+// One call's sizes, after validation.
+struct Problem {
+    int64_t batch = 0, queries = 0, keys = 0;
+    int64_t query_features = 0, key_features = 0, value_features = 0;
+    int num_heads = 0, key_dim = 0, value_dim = 0;
+    int64_t output_features = 0;  // product of output_shape
+    bool use_bias = true;
+    MaskKind mask = MaskKind::none;
+    bool need_probabilities = false;  // scores returned (Keras's explicit path)
+};
+
+enum class Path {
+    fused,   // one kernel, Keras's ops.dot_product_attention semantics
+    staged,  // projection, scores, softmax, combine, projection: Keras's einsum path
+};
+
+struct Selection {
+    const ConfigKernels *config = nullptr;
+    Path path = Path::fused;
+    MaskKind mask = MaskKind::none;
+    std::string reason;  // why this one, for MHAC_LOG=1 and `mhac demo`
+    std::string describe() const;
+};
+
+// The one dispatch decision: which configuration and path of `kernels`
+// runs `problem`. `force_config` (may be empty) overrides the choice of
+// configuration; an unusable forced choice is an Error, not a fallback.
+Selection select_variant(const KernelSet &kernels, const Problem &problem,
+                         const std::string &force_config = {});
+
+class MultiHeadAttention {
+public:
+    MultiHeadAttention(const LayerConfig &config, const KernelSet &kernels);
+    ~MultiHeadAttention();
+    MultiHeadAttention(MultiHeadAttention &&) noexcept;
+    MultiHeadAttention &operator=(MultiHeadAttention &&) noexcept;
+
+    // Validates shapes against the config and packs the kernels into the
+    // layout the compiled kernels read. Copies: the caller's arrays are not
+    // referenced afterwards.
+    void set_weights(const KerasWeights &weights);
+
+    CallResult call(const TensorView &query, const TensorView &value,
+                    const CallOptions &options = {});
+
+    // The same, writing into caller-owned memory of the shapes call() would
+    // return (scores may be null unless return_attention_scores). Allocates
+    // nothing once the layer has seen a call of the same sizes.
+    void call_into(const TensorView &query, const TensorView &value, const CallOptions &options,
+                   float *output, float *scores = nullptr);
+
+    // Output and scores shapes call() would produce, after validation.
+    Shape output_shape(const TensorView &query) const;
+
+    const LayerConfig &config() const;
+    const Selection &last_selection() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mhac

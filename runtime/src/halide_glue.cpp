@@ -1,0 +1,98 @@
+#include "halide_glue.h"
+
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace mhac::detail {
+namespace {
+
+thread_local std::string t_halide_error;
+std::mutex g_error_mutex;
+std::string g_halide_error;  // errors raised on Halide's worker threads
+
+void record_error(void * /*user_context*/, const char *msg) {
+    std::string text = msg ? msg : "(no message)";
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    t_halide_error = text;
+    std::lock_guard<std::mutex> lock(g_error_mutex);
+    g_halide_error = text;
+}
+
+// Halide asks for blocks aligned to this and may read a little past the end.
+constexpr size_t kAlignment = 128;
+constexpr size_t kSlack = 128;
+
+// Freed blocks kept by size for reuse. Kernel scratch sizes repeat from call
+// to call, so after the first call no allocation reaches the OS.
+class BlockPool {
+public:
+    void *take(size_t size) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            auto it = free_.find(size);
+            if (it != free_.end() && !it->second.empty()) {
+                void *p = it->second.back();
+                it->second.pop_back();
+                return p;
+            }
+        }
+        size_t padded = (size + sizeof(size_t) + kSlack + kAlignment - 1) / kAlignment * kAlignment;
+        auto *raw = static_cast<uint8_t *>(std::aligned_alloc(kAlignment, padded + kAlignment));
+        if (!raw) return nullptr;
+        // The block's size sits just before the aligned pointer handed out.
+        uint8_t *p = raw + kAlignment;
+        reinterpret_cast<size_t *>(p)[-1] = size;
+        return p;
+    }
+    void give(void *p) {
+        if (!p) return;
+        size_t size = reinterpret_cast<size_t *>(p)[-1];
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto &list = free_[size];
+        if (list.size() < kMaxPerSize) {
+            list.push_back(p);
+        } else {
+            std::free(static_cast<uint8_t *>(p) - kAlignment);
+        }
+    }
+
+private:
+    static constexpr size_t kMaxPerSize = 64;
+    std::mutex mutex_;
+    std::map<size_t, std::vector<void *>> free_;
+};
+
+BlockPool &pool() {
+    static BlockPool *p = new BlockPool();  // outlives every kernel call, never destroyed
+    return *p;
+}
+
+void *pool_malloc(void * /*user_context*/, size_t size) { return pool().take(size); }
+void pool_free(void * /*user_context*/, void *p) { pool().give(p); }
+
+}  // namespace
+
+void install_halide_hooks() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        halide_set_error_handler(record_error);
+        halide_set_custom_malloc(pool_malloc);
+        halide_set_custom_free(pool_free);
+    });
+}
+
+void begin_kernel_call() { t_halide_error.clear(); }
+
+void throw_kernel_error(const char *kernel, const std::string &shapes, int code) {
+    std::string message = t_halide_error;
+    if (message.empty()) {
+        std::lock_guard<std::mutex> lock(g_error_mutex);
+        message = g_halide_error;
+    }
+    throw Error(std::string("kernel ") + kernel + " failed (Halide error " + std::to_string(code) +
+                ") for " + shapes + ": " + (message.empty() ? "no message" : message));
+}
+
+}  // namespace mhac::detail

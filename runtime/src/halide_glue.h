@@ -1,0 +1,84 @@
+// The runtime's only contact with Halide: buffer descriptors over caller or
+// layer memory, the non-aborting error handler, and the scratch allocator.
+#pragma once
+
+#include "HalideRuntime.h"
+#include "mhac/mha.h"
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+namespace mhac::detail {
+
+// Installs (once per process) Halide hooks that the runtime relies on:
+// an error handler that records the message instead of calling abort(),
+// and a malloc/free pair that recycles freed blocks, so a kernel's internal
+// scratch is not a fresh page-faulting allocation on every call.
+void install_halide_hooks();
+
+// A halide_buffer_t over memory owned elsewhere. Dims are given innermost
+// first, as (extent, stride in elements) pairs.
+template <typename T, int D>
+class BufferRef {
+public:
+    BufferRef(const T *data, std::initializer_list<std::array<int64_t, 2>> dims) {
+        buf_.device = 0;
+        buf_.device_interface = nullptr;
+        buf_.host = reinterpret_cast<uint8_t *>(const_cast<T *>(data));
+        buf_.flags = 0;
+        buf_.type = halide_type_of<T>();
+        buf_.dimensions = D;
+        buf_.dim = dims_.data();
+        buf_.padding = nullptr;
+        int d = 0;
+        for (const auto &ds : dims) {
+            dims_[d] = halide_dimension_t{0, static_cast<int32_t>(ds[0]),
+                                          static_cast<int32_t>(ds[1]), 0};
+            d++;
+        }
+        for (; d < D; d++) dims_[d] = halide_dimension_t{0, 1, 0, 0};
+    }
+    BufferRef(const BufferRef &) = delete;
+    BufferRef &operator=(const BufferRef &) = delete;
+    halide_buffer_t *get() { return &buf_; }
+
+private:
+    halide_buffer_t buf_{};
+    std::array<halide_dimension_t, D> dims_{};
+};
+
+// Dense row-major tensor of Keras shape `shape` (outermost first) as a
+// Halide buffer (innermost first).
+template <typename T, int D>
+BufferRef<T, D> dense(const T *data, const std::array<int64_t, D> &keras_shape) {
+    std::array<std::array<int64_t, 2>, D> dims{};
+    int64_t stride = 1;
+    for (int d = 0; d < D; d++) {
+        int64_t extent = keras_shape[D - 1 - d];
+        dims[d] = {extent, stride};
+        stride *= extent;
+    }
+    if constexpr (D == 1) return BufferRef<T, 1>(data, {dims[0]});
+    if constexpr (D == 2) return BufferRef<T, 2>(data, {dims[0], dims[1]});
+    if constexpr (D == 3) return BufferRef<T, 3>(data, {dims[0], dims[1], dims[2]});
+    if constexpr (D == 4) return BufferRef<T, 4>(data, {dims[0], dims[1], dims[2], dims[3]});
+}
+
+// Runs a generated kernel; a non-zero result becomes an mhac::Error naming
+// the kernel, the call's shapes and Halide's own message.
+template <typename Fn, typename... Args>
+void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args);
+
+void begin_kernel_call();
+[[noreturn]] void throw_kernel_error(const char *kernel, const std::string &shapes, int code);
+
+template <typename Fn, typename... Args>
+void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args) {
+    begin_kernel_call();
+    int code = fn(args...);
+    if (code != 0) throw_kernel_error(kernel, shapes, code);
+}
+
+}  // namespace mhac::detail

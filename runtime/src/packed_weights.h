@@ -1,0 +1,24 @@
+// Projection kernels in the layout the generated kernels read (see
+// generators/stages.h, kPanelWidth): packed once when weights are set.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace mhac::detail {
+
+constexpr int64_t kPanelWidth = 16;  // must equal mhac::gen::kPanelWidth
+
+struct PackedKernel {
+    std::vector<float> data;  // (ji, e, jo): panels of kPanelWidth output columns
+    int64_t in_features = 0;
+    int64_t out_features = 0;
+    int64_t panels = 0;
+};
+
+// Packs a row-major [in_features, out_features] matrix (a Keras EinsumDense
+// kernel with its output axes flattened), zero padding the last panel.
+PackedKernel pack_kernel(const float *kernel, int64_t in_features, int64_t out_features);
+
+}  // namespace mhac::detail

@@ -1,0 +1,193 @@
+// Hand-written CPU schedules (x86 ISA levels; also used for arm-64 until it
+// gets its own table). Knobs come from one table per vector width.
+//
+// Measured (first cut, this repo's bench, 2-core Xeon with AVX-512,
+// x86-64-linux-avx512_skylake): see bench/results/ for the numbers behind
+// the knob choices; knobs not yet tuned are marked "untuned".
+#include "schedules.h"
+
+namespace mhac::sched {
+
+using namespace Halide;
+
+namespace {
+
+struct CpuKnobs {
+    int vector;     // floats per SIMD register
+    int gemm_rows;  // rows per GEMM register tile; kPanelWidth / vector * rows ~ 12 accumulators
+    // Work (multiply-adds) below which a stage runs serially: the thread
+    // pool's wake-up costs more than it saves on tiny shapes (untuned).
+    int parallel_min_work;
+};
+
+CpuKnobs knobs_for(const Target &target) {
+    const int vector = target.natural_vector_size<float>();
+    CpuKnobs k{vector, 6, 1 << 17};
+    // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
+    if (vector >= 16) k.gemm_rows = 12;
+    if (vector <= 4) k.gemm_rows = 3;
+    return k;
+}
+
+// The pure loop vars of a Func, by position.
+Var arg(const Func &f, int i) { return f.args()[i]; }
+
+enum class PanelOrder {
+    panels_outside_rows,  // stream every row block past one weight panel (weights stay in cache)
+    rows_outside_panels,  // finish a block of rows across all panels (its producers stay in cache)
+};
+
+struct GemmLoops {
+    Var jo{"jo"}, ji{"ji"}, mo{"mo"}, mi{"mi"};
+};
+
+// Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
+// acc reduces over p.r: a kPanelWidth x gemm_rows tile of accumulators.
+// Shapes with fewer rows than a tile run one row at a time.
+GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &work,
+                        const CpuKnobs &k, PanelOrder order, bool allow_parallel) {
+    GemmLoops l;
+    Var j = arg(out, 0), m = arg(out, 1);
+    const int R = k.gemm_rows;
+    out.split(j, l.jo, l.ji, gen::kPanelWidth, TailStrategy::GuardWithIf);
+
+    auto tile = [&](Stage s, int rows_per_tile, bool parallel) {
+        s.split(m, l.mo, l.mi, rows_per_tile,
+                rows_per_tile > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto);
+        if (order == PanelOrder::panels_outside_rows) {
+            s.reorder(l.ji, l.mi, l.mo, l.jo);
+            if (parallel) s.parallel(l.jo);
+        } else {
+            s.reorder(l.ji, l.mi, l.jo, l.mo);
+            if (parallel) s.parallel(l.mo);
+        }
+        s.vectorize(l.ji, k.vector).unroll(l.mi);
+    };
+    if (allow_parallel) tile(out.specialize(rows >= R && work >= k.parallel_min_work), R, true);
+    tile(out.specialize(rows >= R), R, false);
+    tile(out, 1, false);
+
+    Var aj = arg(p.acc, 0), am = arg(p.acc, 1);
+    RVar e = p.r.x;
+    // One panel x one row block of accumulators, whichever loop is inner.
+    p.acc.compute_at(out, order == PanelOrder::panels_outside_rows ? l.mo : l.jo)
+        .bound_extent(aj, gen::kPanelWidth)
+        .vectorize(aj, k.vector)
+        .unroll(aj)
+        .unroll(am);
+    p.acc.update().reorder(aj, am, e).vectorize(aj, k.vector).unroll(aj).unroll(am);
+    return l;
+}
+
+}  // namespace
+
+void schedule_projection(ProjectionPipeline &p, const Target &target) {
+    const CpuKnobs k = knobs_for(target);
+    Expr rows = p.output.output_buffer().dim(1).extent();
+    Expr work = rows * p.output.output_buffer().dim(0).extent() * p.proj.r.x.extent();
+    schedule_gemm(p.output, p.proj, rows, work, k, PanelOrder::panels_outside_rows, true);
+}
+
+void schedule_scores(ScoresPipeline &p, const Target &target) {
+    const CpuKnobs k = knobs_for(target);
+    Func out = p.output;
+    Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
+    Var nb("nb");
+    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
+                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent() *
+                p.logits.r.x.extent();
+    out.fuse(n, b, nb).vectorize(s, k.vector, TailStrategy::GuardWithIf);
+    out.specialize(work >= k.parallel_min_work).parallel(nb);
+    Func dot = p.logits.dot;
+    dot.compute_at(out, t).vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
+    dot.update()
+        .reorder(arg(dot, 0), p.logits.r.x)
+        .vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
+}
+
+void schedule_softmax(SoftmaxPipeline &p, const Target &target) {
+    const CpuKnobs k = knobs_for(target);
+    Func out = p.output;
+    Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
+    Var rows("rows");
+    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
+                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent();
+    out.fuse(t, n, rows).fuse(rows, b, rows).vectorize(s, k.vector, TailStrategy::GuardWithIf);
+    out.specialize(work >= k.parallel_min_work / 8).parallel(rows);
+    gen::MaskedSoftmax sm = p.softmax;
+    sm.row_max.compute_at(out, rows);
+    sm.row_sum.compute_at(out, rows);
+    sm.exp_shifted.compute_at(out, rows).vectorize(arg(sm.exp_shifted, 0), k.vector,
+                                                    TailStrategy::GuardWithIf);
+}
+
+void schedule_combine(CombinePipeline &p, const Target &target) {
+    const CpuKnobs k = knobs_for(target);
+    Func out = p.output;
+    Var g = arg(out, 0), n = arg(out, 1), t = arg(out, 2), b = arg(out, 3);
+    Var tb("tb");
+    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
+                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent() *
+                p.combine.r.x.extent();
+    out.fuse(t, b, tb).vectorize(g, k.vector, TailStrategy::GuardWithIf);
+    out.specialize(work >= k.parallel_min_work).parallel(tb);
+    Func ctx = p.combine.context;
+    Var cg = arg(ctx, 0), cn = arg(ctx, 1);
+    ctx.compute_at(out, tb).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+    ctx.update()
+        .reorder(cg, p.combine.r.x, cn)
+        .vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+}
+
+void schedule_fused(FusedPipeline &p, const Target &target) {
+    const CpuKnobs k = knobs_for(target);
+    Func out = p.output;
+    Expr queries = out.output_buffer().dim(1).extent();
+    Expr batch = out.output_buffer().dim(2).extent();
+    Expr out_features = out.output_buffer().dim(0).extent();
+
+    // Q, K and V projections: whole tensors, register-tiled GEMMs.
+    auto project_root = [&](gen::Projection &proj, const Expr &rows) {
+        proj.out.compute_root();
+        Expr work = rows * batch * proj.r.x.extent() * gen::kPanelWidth;
+        schedule_gemm(proj.out, proj, rows, work, k, PanelOrder::panels_outside_rows, true);
+    };
+    Expr keys = p.combine.r.x.extent();
+    project_root(p.q_proj, queries);
+    project_root(p.k_proj, keys);
+    project_root(p.v_proj, keys);
+
+    // Output projection, a block of query rows at a time; each block's
+    // attention context (all heads) is computed just before it and stays in
+    // cache. The T x S logits exist one head and one row block at a time.
+    Expr work = queries * batch * out_features * keys;
+    GemmLoops l = schedule_gemm(out, p.o_proj, queries, work, k, PanelOrder::rows_outside_panels,
+                                true);
+
+    Func ctx = p.combine.context;
+    Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);
+    ctx.compute_at(out, l.mo).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+    ctx.update()
+        .reorder(cg, ct, p.combine.r.x, cn)
+        .vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+
+    gen::MaskedSoftmax sm = p.softmax;
+    sm.row_max.compute_at(ctx, cn);
+    sm.row_sum.compute_at(ctx, cn);
+    sm.exp_shifted.compute_at(ctx, cn).vectorize(arg(sm.exp_shifted, 0), k.vector,
+                                                 TailStrategy::GuardWithIf);
+
+    // K transposed once per batch so the logits vectorize over keys.
+    Func dot = p.logits.dot;
+    Func k_t = p.k.in(dot);
+    k_t.compute_at(out, arg(out, 2))
+        .reorder_storage(arg(k_t, 2), arg(k_t, 0), arg(k_t, 1), arg(k_t, 3))
+        .reorder(arg(k_t, 2), arg(k_t, 0), arg(k_t, 1), arg(k_t, 3))
+        .vectorize(arg(k_t, 2), k.vector, TailStrategy::GuardWithIf);
+    dot.compute_at(ctx, cn).vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
+    dot.update()
+        .reorder(arg(dot, 0), arg(dot, 1), p.logits.r.x)
+        .vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
+}
+
+}  // namespace mhac::sched

@@ -1,0 +1,34 @@
+// Seeded random layers and inputs, shared by the tests, the demo and the
+// benchmarks so they all exercise the same data.
+#pragma once
+
+#include "mha_reference.h"
+
+#include "mhac/mha.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace mhac::testing {
+
+struct RandomLayer {
+    reference::Sizes sizes;
+    bool use_bias = true;
+    reference::Weights weights;
+    std::vector<float> query, key, value;
+    std::vector<uint8_t> mask;  // [B, T, S], empty unless requested
+
+    LayerConfig config() const;
+    KerasWeights keras_weights() const;  // views into `weights`
+    TensorView query_view() const;
+    TensorView key_view() const;
+    TensorView value_view() const;
+};
+
+enum class RandomMask { none, random, fully_masked_rows };
+
+// Kernels glorot_uniform-like, biases and inputs uniform in [-1, 1].
+RandomLayer make_random_layer(const reference::Sizes &sizes, bool use_bias, uint64_t seed,
+                              RandomMask mask = RandomMask::none);
+
+}  // namespace mhac::testing

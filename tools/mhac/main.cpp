@@ -1,0 +1,126 @@
+// The mhac command-line tool.
+//   mhac demo [--batch B] [--queries T] [--keys S] [--seed N]
+//   mhac variants          list the compiled configurations of the kernel set
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
+#include "random_layer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+template <typename F>
+double median_seconds(int repeats, F &&f) {
+    std::vector<double> t;
+    for (int i = 0; i < repeats; i++) {
+        auto start = Clock::now();
+        f();
+        t.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+int demo(int argc, char **argv) {
+    int64_t batch = 1, queries = 128, keys = 128;
+    uint64_t seed = 2026;
+    for (int i = 0; i + 1 < argc; i += 2) {
+        std::string flag = argv[i];
+        long long v = std::atoll(argv[i + 1]);
+        if (flag == "--batch") batch = v;
+        else if (flag == "--queries") queries = v;
+        else if (flag == "--keys") keys = v;
+        else if (flag == "--seed") seed = static_cast<uint64_t>(v);
+        else {
+            std::fprintf(stderr, "mhac demo: unknown flag %s\n", flag.c_str());
+            return 2;
+        }
+    }
+    // BERT-base-like self attention: N=12, H=64, E=768.
+    mhac::reference::Sizes sz{batch, queries, keys, 768, 768, 768, 12, 64, 64, 768};
+    auto layer_data = mhac::testing::make_random_layer(sz, true, seed);
+    const mhac::KernelSet &kernels = mhac::kernel_sets::default_set();
+    mhac::MultiHeadAttention layer(layer_data.config(), kernels);
+    layer.set_weights(layer_data.keras_weights());
+
+    mhac::TensorView q = layer_data.query_view(), v = layer_data.value_view(),
+                     k = layer_data.key_view();
+    mhac::CallOptions opts;
+    opts.key = &k;
+    mhac::CallResult result = layer.call(q, v, opts);
+    double kernel_s = median_seconds(20, [&] { layer.call_into(q, v, opts, result.output.data.data()); });
+
+    mhac::reference::Result ref;
+    double ref_s = median_seconds(1, [&] {
+        ref = mhac::reference::multi_head_attention(sz, layer_data.weights, layer_data.query.data(),
+                                                    layer_data.key.data(), layer_data.value.data(),
+                                                    nullptr, false, mhac::reference::Path::fused);
+    });
+    double max_err = 0.0, checksum = 0.0;
+    for (size_t i = 0; i < result.output.data.size(); i++) {
+        max_err = std::max(max_err, std::abs(double(result.output.data[i]) - ref.output[i]));
+        checksum += result.output.data[i];
+    }
+    const double flops = 2.0 * batch * (queries * 768.0 * 768 * 2 + keys * 768.0 * 768 * 2 +
+                                        2.0 * 12 * queries * keys * 64);
+    std::printf("mhac demo: Keras MultiHeadAttention(num_heads=12, key_dim=64), E=768\n");
+    std::printf("  kernel set     : %s [%s]\n", kernels.name, kernels.targets);
+    std::printf("  chosen variant : %s\n", layer.last_selection().describe().c_str());
+    std::printf("  why            : %s\n", layer.last_selection().reason.c_str());
+    std::printf("  inputs         : query/key/value [%lld, %lld|%lld, 768], seed %llu\n",
+                (long long)batch, (long long)queries, (long long)keys, (unsigned long long)seed);
+    std::printf("  output shape   : %s\n", mhac::shape_to_string(result.output.shape).c_str());
+    std::printf("  checksum       : %.6f\n", checksum);
+    std::printf("  max |error|    : %.3g vs the float64 reference (tests/reference)\n", max_err);
+    std::printf("  time per call  : kernel %.3f ms (%.1f GFLOP/s), reference %.1f ms\n",
+                kernel_s * 1e3, flops / kernel_s * 1e-9, ref_s * 1e3);
+    return max_err <= 1e-4 ? 0 : 1;
+}
+
+int variants() {
+    const mhac::KernelSet &set = mhac::kernel_sets::default_set();
+    std::printf("kernel set %s, targets: %s\n", set.name, set.targets);
+    for (size_t i = 0; i < set.num_configs; i++) {
+        const mhac::ConfigKernels &c = set.configs[i];
+        const auto &s = c.sizes;
+        std::printf("%-10s heads=%d key_dim=%d value_dim=%d Eq=%d Ek=%d Ev=%d O=%d bias=%d\n",
+                    c.name, s.num_heads, s.key_dim, s.value_dim, s.query_features,
+                    s.key_features, s.value_features, s.output_features, s.use_bias);
+        for (int m = 0; m < mhac::kMaskKinds; m++) {
+            if (c.fused[m]) std::printf("    %s\n", c.fused[m].name);
+        }
+        for (const auto &p : c.projection) std::printf("    %s\n", p.name);
+        std::printf("    %s\n    %s\n", c.scores.name, c.combine.name);
+    }
+    for (const auto &s : set.softmax.by_mask) std::printf("shared: %s\n", s.name);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !std::strcmp(argv[1], "--help")) {
+        std::printf("usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
+                    "       mhac variants\n");
+        return argc < 2 ? 2 : 0;
+    }
+    std::string cmd = argv[1];
+    try {
+        if (cmd == "demo") return demo(argc - 2, argv + 2);
+        if (cmd == "variants") return variants();
+    } catch (const mhac::Error &e) {
+        std::fprintf(stderr, "mhac %s: error: %s\n", cmd.c_str(), e.what());
+        return 1;
+    }
+    std::fprintf(stderr, "mhac: unknown command '%s'\n", cmd.c_str());
+    return 2;
+}
