@@ -1,0 +1,13 @@
+# Fails when a scheduling directive appears in DIR (algorithms only there).
+file(GLOB sources ${DIR}/*.cpp ${DIR}/*.h)
+set(directives "vectorize|parallel|tile|split|reorder|reorder_storage|compute_at|compute_root|compute_inline|store_at|store_root|unroll|fuse|specialize|bound_extent|rfactor|gpu_[a-z_]+|prefetch|async|atomic|compute_with")
+foreach(f IN LISTS sources)
+  file(STRINGS ${f} lines)
+  set(n 0)
+  foreach(line IN LISTS lines)
+    math(EXPR n "${n} + 1")
+    if(line MATCHES "\\.(${directives})\\(")
+      message(SEND_ERROR "${f}:${n}: scheduling call in generators/: ${line}")
+    endif()
+  endforeach()
+endforeach()
