@@ -15,6 +15,9 @@ namespace {
 struct CpuKnobs {
     int vector;     // floats per SIMD register
     int gemm_rows;  // rows per GEMM register tile; kPanelWidth / vector * rows ~ 12 accumulators
+    // Rows per tile when fewer than gemm_rows rows exist (short sequences,
+    // decode): a weight panel still serves several rows per pass.
+    int gemm_rows_short;
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
     int parallel_min_work;
@@ -22,10 +25,10 @@ struct CpuKnobs {
 
 CpuKnobs knobs_for(const Target &target) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 1 << 17};
+    CpuKnobs k{vector, 6, 2, 1 << 17};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
-    if (vector >= 16) k.gemm_rows = 12;
-    if (vector <= 4) k.gemm_rows = 3;
+    if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
+    if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
     return k;
 }
 
@@ -63,8 +66,10 @@ GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Exp
         }
         s.vectorize(l.ji, k.vector).unroll(l.mi);
     };
+    const int Rs = k.gemm_rows_short;
     if (allow_parallel) tile(out.specialize(rows >= R && work >= k.parallel_min_work), R, true);
     tile(out.specialize(rows >= R), R, false);
+    if (Rs > 1) tile(out.specialize(rows >= Rs), Rs, false);
     tile(out, 1, false);
 
     Var aj = arg(p.acc, 0), am = arg(p.acc, 1);

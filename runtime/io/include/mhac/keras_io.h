@@ -1,0 +1,59 @@
+// Reading Keras model and weight files, and .npy arrays. Kept apart from the
+// kernel runtime so a user who brings their own arrays needs neither HDF5
+// nor libzip.
+#pragma once
+
+#include "mhac/mha.h"
+
+#include <string>
+#include <vector>
+
+namespace mhac::io {
+
+// A MultiHeadAttention layer as stored by Keras: its constructor arguments
+// and its weights in layer.get_weights() order (kernel before bias, query,
+// key, value, output; biases absent when use_bias is false).
+struct LoadedLayer {
+    std::string name;        // the layer's name in the file
+    LayerConfig config;
+    std::vector<Tensor> weights;  // get_weights() order
+    // build_config shapes when the file records them (empty otherwise).
+    Shape query_shape, value_shape, key_shape;
+    std::string source;      // file (and dataset group) the weights came from
+
+    // Views into `weights` in the runtime's form; valid while this lives.
+    KerasWeights keras_weights() const;
+};
+
+// A Keras 3 `.keras` archive (zip: config.json + model.weights.h5). With
+// several MultiHeadAttention layers in the model, `layer_name` picks one
+// (an Error lists the names when it is empty or unknown).
+LoadedLayer load_keras_archive(const std::string &path, const std::string &layer_name = {});
+
+// A weights file plus the layer's config JSON (layer.get_config(), or the
+// {"class_name": ..., "config": {...}} form). Accepts Keras 3
+// `.weights.h5` and TF-era (tf.keras 2.x) `save_weights("x.h5")` files; the
+// format is detected from the file's layout.
+LoadedLayer load_weights_with_config(const std::string &weights_path,
+                                     const std::string &config_json_path,
+                                     const std::string &layer_name = {});
+
+// Parses a MultiHeadAttention config (the get_config() dict as JSON text)
+// into a LayerConfig, applying Keras's validation (spec section 1).
+LayerConfig parse_layer_config(const std::string &json_text);
+
+// .npy arrays (C order). Floats of any width load as float32 (as Keras casts
+// inputs to the compute dtype); masks of any dtype load as bytes, non-zero =
+// may attend. Errors name the file and what is wrong with it.
+struct Mask {
+    Shape shape;
+    std::vector<uint8_t> data;
+    MaskView view() const { return {data.data(), shape}; }
+};
+Tensor read_npy_floats(const std::string &path);
+Mask read_npy_mask(const std::string &path);
+// Writes float32, C order. Writes to a temporary name and renames, so a
+// failed run leaves no partial file.
+void write_npy(const std::string &path, const Tensor &tensor);
+
+}  // namespace mhac::io
