@@ -32,7 +32,7 @@ struct SweepCase {
     std::string config;  // forced configuration
     bool staged;         // return_attention_scores -> Keras's explicit path
     MaskCase mask;
-    reference::Sizes sizes;
+    Sizes sizes;
 };
 
 std::string describe(const SweepCase &c) {
@@ -133,8 +133,7 @@ TEST_P(KernelSweep, MatchesFloat64Reference) {
     EXPECT_EQ(layer.last_selection().path == Path::staged, c.staged);
 
     reference::Result want = reference::multi_head_attention(
-        sz, data.weights, data.query.data(), data.key.data(), data.value.data(),
-        data.mask.empty() ? nullptr : data.mask.data(), opts.use_causal_mask,
+        data.reference_layer(), data.reference_call(opts.use_causal_mask),
         c.staged ? reference::Path::explicit_scores : reference::Path::fused);
 
     ASSERT_EQ(got.output.shape, (Shape{sz.batch, sz.queries, sz.output_features}));

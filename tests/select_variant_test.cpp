@@ -34,7 +34,7 @@ TEST(SelectVariant, FallsBackToGenericForOtherSizes) {
 
 TEST(SelectVariant, ScoresTakeTheStagedPath) {
     Problem p = bert_problem();
-    p.need_probabilities = true;
+    p.explicit_path = true;
     p.mask = MaskKind::dense;
     Selection s = select_variant(kernel_sets::default_set(), p);
     EXPECT_EQ(s.path, Path::staged);

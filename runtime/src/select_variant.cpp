@@ -75,7 +75,7 @@ Selection select_variant(const KernelSet &kernels, const Problem &problem,
     sel.mask = problem.mask;
     // Keras takes its explicit einsum path whenever the probabilities are
     // observable (returned, or dropped out in training); else the fused one.
-    sel.path = problem.need_probabilities ? Path::staged : Path::fused;
+    sel.path = problem.explicit_path ? Path::staged : Path::fused;
 
     const ConfigKernels *generic = nullptr;
     for (size_t i = 0; i < kernels.num_configs; i++) {

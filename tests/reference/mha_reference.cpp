@@ -3,90 +3,207 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <stdexcept>
 
 namespace mhac::reference {
 
 namespace {
-// EinsumDense "abc,cde->abde" plus bias: y[r, j] = sum_e x[r, e] W[e, j] + b[j].
-std::vector<double> einsum_dense(const float *x, int64_t rows, int64_t in, const std::vector<float> &w,
-                                 const std::vector<float> &b, int64_t out) {
+
+int64_t product(const Shape &s, size_t from = 0, size_t to = SIZE_MAX) {
+    int64_t p = 1;
+    for (size_t i = from; i < std::min(to, s.size()); i++) p *= s[i];
+    return p;
+}
+
+// EinsumDense "...e,e(nh)->...(nh)" plus bias, over `rows` positions.
+std::vector<double> einsum_dense(const float *x, int64_t rows, int64_t in,
+                                 const std::vector<float> &w, const std::vector<float> &b,
+                                 int64_t out) {
     std::vector<double> y(static_cast<size_t>(rows * out), 0.0);
-    for (int64_t r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < out; j++) {
             double acc = 0.0;
             for (int64_t e = 0; e < in; e++) acc += double(x[r * in + e]) * double(w[e * out + j]);
             y[r * out + j] = acc + (b.empty() ? 0.0 : double(b[j]));
         }
-    }
     return y;
 }
+
+// Row-major strides of a shape.
+Shape strides_of(const Shape &s) {
+    Shape st(s.size(), 1);
+    for (int i = static_cast<int>(s.size()) - 2; i >= 0; i--) st[i] = st[i + 1] * s[i + 1];
+    return st;
+}
+
+// Calls f(multi-index) for every index of `shape`, row-major.
+template <typename F>
+void for_each_index(const Shape &shape, F &&f) {
+    Shape idx(shape.size(), 0);
+    const int64_t total = product(shape);
+    for (int64_t i = 0; i < total; i++) {
+        f(idx);
+        for (int k = static_cast<int>(shape.size()) - 1; k >= 0; k--) {
+            if (++idx[k] < shape[k]) break;
+            idx[k] = 0;
+        }
+    }
+}
+
 }  // namespace
 
-Result multi_head_attention(const Sizes &sz, const Weights &w, const float *query,
-                            const float *key, const float *value, const uint8_t *mask,
-                            bool causal, Path path) {
-    const int64_t B = sz.batch, T = sz.queries, S = sz.keys, N = sz.num_heads, H = sz.key_dim,
-                  Hv = sz.value_dim, O = sz.output_features;
-    // Projections: Q [B, T, N, H], K [B, S, N, H], V [B, S, N, Hv].
-    std::vector<double> Q = einsum_dense(query, B * T, sz.query_features, w.query_kernel,
-                                         w.query_bias, N * H);
-    std::vector<double> K = einsum_dense(key, B * S, sz.key_features, w.key_kernel, w.key_bias,
-                                         N * H);
-    std::vector<double> V = einsum_dense(value, B * S, sz.value_features, w.value_kernel,
-                                         w.value_bias, N * Hv);
-    const double c = 1.0 / std::sqrt(double(H));
+Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
+    const Weights &w = layer.weights;
+    const Shape &qs = call.query_shape, &vs = call.value_shape;
+    const Shape &ks = call.key_shape.empty() ? vs : call.key_shape;
+    const float *key = call.key ? call.key : call.value;
+    const int rank = static_cast<int>(qs.size());
+    const int64_t N = layer.num_heads, H = layer.key_dim, Hv = layer.value_dim;
+    const int64_t O = product(layer.output_shape);
+    const int64_t Eq = qs.back(), Ek = ks.back(), Ev = vs.back();
 
+    // Attention axes (spec 3.2): default every axis but batch and features;
+    // negatives count from the input rank.
+    std::vector<int> axes;
+    if (call.attention_axes.empty()) {
+        for (int a = 1; a <= rank - 2; a++) axes.push_back(a);
+    } else {
+        for (int a : call.attention_axes) axes.push_back(a < 0 ? a + rank : a);
+        std::sort(axes.begin(), axes.end());
+    }
+    std::vector<int> batch_like;
+    for (int a = 0; a <= rank - 2; a++) {
+        if (std::find(axes.begin(), axes.end(), a) == axes.end()) batch_like.push_back(a);
+    }
+
+    // Projections over every position: Q [..., N, H], K [..., N, H], V [..., N, Hv].
+    const int64_t q_pos = product(qs, 0, rank - 1), k_pos = product(vs, 0, rank - 1);
+    std::vector<double> Q = einsum_dense(call.query, q_pos, Eq, w.query_kernel, w.query_bias, N * H);
+    std::vector<double> K = einsum_dense(key, k_pos, Ek, w.key_kernel, w.key_bias, N * H);
+    std::vector<double> V = einsum_dense(call.value, k_pos, Ev, w.value_kernel, w.value_bias, N * Hv);
+    const Shape q_pos_stride = strides_of(Shape(qs.begin(), qs.end() - 1));
+    const Shape k_pos_stride = strides_of(Shape(vs.begin(), vs.end() - 1));
+
+    // Scores shape: [batch-like axes..., N, query attention axes..., key attention axes...].
     Result r;
-    r.scores.assign(static_cast<size_t>(B * N * T * S), 0.0);
-    std::vector<double> ctx(static_cast<size_t>(B * T * N * Hv), 0.0);
+    Shape batch_dims, t_dims, s_dims;
+    for (int a : batch_like) batch_dims.push_back(qs[a]);
+    for (int a : axes) t_dims.push_back(qs[a]);
+    for (int a : axes) s_dims.push_back(vs[a]);
+    r.scores_shape = batch_dims;
+    r.scores_shape.push_back(N);
+    r.scores_shape.insert(r.scores_shape.end(), t_dims.begin(), t_dims.end());
+    r.scores_shape.insert(r.scores_shape.end(), s_dims.begin(), s_dims.end());
+    const int64_t n_batch = product(batch_dims), T = product(t_dims), S = product(s_dims);
+
+    // Combined mask over the scores shape (spec 2), in scores order.
+    const size_t sr = r.scores_shape.size();
+    std::vector<uint8_t> allowed(static_cast<size_t>(product(r.scores_shape)), 1);
+    if (call.attention_mask) {
+        Shape m = call.attention_mask_shape;
+        while (m.size() < sr) m.insert(m.end() - 2 * axes.size(), 1);
+        Shape mst = strides_of(m);
+        int64_t flat = 0;
+        for_each_index(r.scores_shape, [&](const Shape &idx) {
+            int64_t src = 0;
+            for (size_t i = 0; i < sr; i++) src += (m[i] == 1 ? 0 : idx[i]) * mst[i];
+            allowed[flat++] &= call.attention_mask[src] != 0;
+        });
+    }
+    if (call.query_mask || call.value_mask || call.key_mask || call.causal) {
+        // These assume [B, T, E] inputs (3-D) or, for causal, attention over axis 1.
+        int64_t flat = 0;
+        for_each_index(r.scores_shape, [&](const Shape &idx) {
+            int64_t b = idx[0], t = idx[sr - 2], s = idx[sr - 1];
+            bool ok = (!call.query_mask || call.query_mask[b * qs[1] + t]) &&
+                      (!call.value_mask || call.value_mask[b * vs[1] + s]) &&
+                      (!call.key_mask || call.key_mask[b * vs[1] + s]) && (!call.causal || s <= t);
+            allowed[flat++] &= ok ? 1 : 0;
+        });
+    }
+
+    // Attention per (batch-like index, head, query position), softmax jointly
+    // over every key position.
+    r.scores.assign(allowed.size(), 0.0);
+    std::vector<double> ctx(static_cast<size_t>(q_pos * N * Hv), 0.0);
+    const double c = 1.0 / std::sqrt(double(H));
     std::vector<double> logits(static_cast<size_t>(S));
-    std::vector<bool> allowed(static_cast<size_t>(S));
-    for (int64_t b = 0; b < B; b++)
+    Shape bidx, tidx, sidx;
+    for (int64_t bi = 0; bi < n_batch; bi++) {
+        // Decompose into per-axis indices and input position offsets.
+        auto position = [&](const Shape &pos_stride, const Shape &dims_src, int64_t b_flat,
+                            int64_t a_flat, const Shape &a_dims) {
+            int64_t off = 0, rem = b_flat;
+            for (int i = static_cast<int>(batch_like.size()) - 1; i >= 0; i--) {
+                int64_t d = dims_src[batch_like[i]];
+                off += (rem % d) * pos_stride[batch_like[i]];
+                rem /= d;
+            }
+            rem = a_flat;
+            for (int i = static_cast<int>(axes.size()) - 1; i >= 0; i--) {
+                off += (rem % a_dims[i]) * pos_stride[axes[i]];
+                rem /= a_dims[i];
+            }
+            return off;
+        };
         for (int64_t n = 0; n < N; n++)
             for (int64_t t = 0; t < T; t++) {
+                const int64_t qp = position(q_pos_stride, qs, bi, t, t_dims);
+                const int64_t row = ((bi * N + n) * T + t) * S;
                 bool any = false;
                 for (int64_t s = 0; s < S; s++) {
+                    const int64_t kp = position(k_pos_stride, vs, bi, s, s_dims);
                     double dot = 0.0;
                     for (int64_t h = 0; h < H; h++) {
-                        dot += Q[((b * T + t) * N + n) * H + h] * K[((b * S + s) * N + n) * H + h];
+                        dot += Q[(qp * N + n) * H + h] * K[(kp * N + n) * H + h];
                     }
-                    logits[s] = dot * c;  // same value for both placements of c, in exact math
-                    bool ok = (!mask || mask[(b * T + t) * S + s] != 0) && (!causal || s <= t);
-                    allowed[s] = ok;
-                    any = any || ok;
+                    logits[s] = dot * c;  // both placements of c agree in exact arithmetic
+                    any = any || allowed[row + s];
                 }
-                double* p = &r.scores[((b * N + n) * T + t) * S];
+                double *p = &r.scores[row];
                 if (!any && path == Path::explicit_scores) {
-                    // Keras >= 3.10 Softmax: a fully masked row is all zeros.
-                    std::fill(p, p + S, 0.0);
+                    std::fill(p, p + S, 0.0);  // Keras >= 3.10 Softmax zeroes the row
                 } else if (!any) {
-                    // Fused path: every logit gets the same fill value -> uniform.
-                    std::fill(p, p + S, 1.0 / double(S));
+                    std::fill(p, p + S, 1.0 / double(S));  // all logits equal: uniform
                 } else {
                     double mx = -std::numeric_limits<double>::infinity();
-                    for (int64_t s = 0; s < S; s++) if (allowed[s]) mx = std::max(mx, logits[s]);
+                    for (int64_t s = 0; s < S; s++) {
+                        if (allowed[row + s]) mx = std::max(mx, logits[s]);
+                    }
                     double sum = 0.0;
                     for (int64_t s = 0; s < S; s++) {
-                        p[s] = allowed[s] ? std::exp(logits[s] - mx) : 0.0;
+                        p[s] = allowed[row + s] ? std::exp(logits[s] - mx) : 0.0;
                         sum += p[s];
                     }
                     for (int64_t s = 0; s < S; s++) p[s] /= sum;
                 }
                 for (int64_t g = 0; g < Hv; g++) {
                     double acc = 0.0;
-                    for (int64_t s = 0; s < S; s++) acc += p[s] * V[((b * S + s) * N + n) * Hv + g];
-                    ctx[((b * T + t) * N + n) * Hv + g] = acc;
+                    for (int64_t s = 0; s < S; s++) {
+                        double ps = p[s];
+                        if (call.keep) {
+                            ps = call.keep(row + s) && call.rate < 1.0 ? ps / (1.0 - call.rate) : 0.0;
+                        }
+                        const int64_t kp = position(k_pos_stride, vs, bi, s, s_dims);
+                        acc += ps * V[(kp * N + n) * Hv + g];
+                    }
+                    ctx[(qp * N + n) * Hv + g] = acc;
                 }
             }
-    // Output projection "abcd,cde->abe" over (n, g).
-    r.output.assign(static_cast<size_t>(B * T * O), 0.0);
-    for (int64_t bt = 0; bt < B * T; bt++)
+    }
+
+    // Output projection over (n, g), bias over O...
+    r.output_shape = Shape(qs.begin(), qs.end() - 1);
+    r.output_shape.insert(r.output_shape.end(), layer.output_shape.begin(), layer.output_shape.end());
+    r.output.assign(static_cast<size_t>(q_pos * O), 0.0);
+    for (int64_t pos = 0; pos < q_pos; pos++)
         for (int64_t o = 0; o < O; o++) {
             double acc = 0.0;
             for (int64_t ng = 0; ng < N * Hv; ng++) {
-                acc += ctx[bt * N * Hv + ng] * double(w.output_kernel[ng * O + o]);
+                acc += ctx[pos * N * Hv + ng] * double(w.output_kernel[ng * O + o]);
             }
-            r.output[bt * O + o] = acc + (w.output_bias.empty() ? 0.0 : double(w.output_bias[o]));
+            r.output[pos * O + o] = acc + (w.output_bias.empty() ? 0.0 : double(w.output_bias[o]));
         }
     return r;
 }

@@ -50,7 +50,27 @@ TensorView RandomLayer::value_view() const {
     return {value.data(), {sizes.batch, sizes.keys, sizes.value_features}};
 }
 
-RandomLayer make_random_layer(const reference::Sizes &s, bool use_bias, uint64_t seed,
+reference::Layer RandomLayer::reference_layer() const {
+    return {sizes.num_heads, sizes.key_dim, sizes.value_dim, {sizes.output_features}, weights};
+}
+
+reference::Call RandomLayer::reference_call(bool causal) const {
+    reference::Call c;
+    c.query_shape = query_view().shape;
+    c.value_shape = value_view().shape;
+    c.key_shape = key_view().shape;
+    c.query = query.data();
+    c.value = value.data();
+    c.key = key.data();
+    if (!mask.empty()) {
+        c.attention_mask = mask.data();
+        c.attention_mask_shape = {sizes.batch, sizes.queries, sizes.keys};
+    }
+    c.causal = causal;
+    return c;
+}
+
+RandomLayer make_random_layer(const Sizes &s, bool use_bias, uint64_t seed,
                               RandomMask mask) {
     std::mt19937_64 rng(seed);
     RandomLayer l;

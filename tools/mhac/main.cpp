@@ -46,7 +46,7 @@ int demo(int argc, char **argv) {
         }
     }
     // BERT-base-like self attention: N=12, H=64, E=768.
-    mhac::reference::Sizes sz{batch, queries, keys, 768, 768, 768, 12, 64, 64, 768};
+    mhac::testing::Sizes sz{batch, queries, keys, 768, 768, 768, 12, 64, 64, 768};
     auto layer_data = mhac::testing::make_random_layer(sz, true, seed);
     const mhac::KernelSet &kernels = mhac::kernel_sets::default_set();
     mhac::MultiHeadAttention layer(layer_data.config(), kernels);
@@ -61,9 +61,9 @@ int demo(int argc, char **argv) {
 
     mhac::reference::Result ref;
     double ref_s = median_seconds(1, [&] {
-        ref = mhac::reference::multi_head_attention(sz, layer_data.weights, layer_data.query.data(),
-                                                    layer_data.key.data(), layer_data.value.data(),
-                                                    nullptr, false, mhac::reference::Path::fused);
+        ref = mhac::reference::multi_head_attention(layer_data.reference_layer(),
+                                                    layer_data.reference_call(false),
+                                                    mhac::reference::Path::fused);
     });
     double max_err = 0.0, checksum = 0.0;
     for (size_t i = 0; i < result.output.data.size(); i++) {

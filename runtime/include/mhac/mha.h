@@ -5,12 +5,16 @@
 //   query/key kernels [E, N, H] + biases [N, H]; value kernel [Ev, N, Hv] +
 //   bias [N, Hv]; output kernel [N, Hv, O...] + bias [O...]
 //   output [B, T, O...]; attention scores [B, N, T, S]
+// Inputs of higher rank attend over `attention_axes` exactly as Keras does
+// (docs/keras-semantics.md): scores are then [B, other axes..., N,
+// query attention axes..., key attention axes...].
 #pragma once
 
 #include "mhac/kernel_set.h"
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,8 +54,10 @@ struct LayerConfig {
     int value_dim = 0;          // 0: same as key_dim (Keras's None)
     bool use_bias = true;
     Shape output_shape;         // empty: the query's last dim (Keras's None)
-    std::vector<int> attention_axes;  // empty: Keras's default
+    std::vector<int> attention_axes;  // empty: Keras's default; negatives count from the input rank
     float dropout = 0.0f;
+    // Seed of the dropout RNG (Keras's `seed`); unset: drawn at construction.
+    std::optional<uint64_t> seed;
 };
 
 // Weights in Keras layout, in layer.get_weights() order. Biases are ignored
@@ -65,10 +71,18 @@ struct KerasWeights {
 
 struct CallOptions {
     const TensorView *key = nullptr;             // Keras's key=None
-    const MaskView *attention_mask = nullptr;    // [T, S], [B, T, S] or [B, N, T, S], 1s broadcast
+    // Broadcast against the scores shape as Keras does: [T, S], [B, T, S],
+    // [B, N, T, S], and the N-D forms for higher-rank inputs; 1s broadcast.
+    const MaskView *attention_mask = nullptr;
+    // Padding masks, as the Keras masks the tensors carry (3-D inputs):
+    // query_mask [B, T] (e.g. from Embedding(mask_zero=True) on the query),
+    // value_mask [B, S], key_mask [B, S]. ANDed with everything else.
+    const MaskView *query_mask = nullptr;
+    const MaskView *value_mask = nullptr;
+    const MaskView *key_mask = nullptr;
     bool use_causal_mask = false;
     bool return_attention_scores = false;
-    bool training = false;
+    bool training = false;  // applies dropout (when the layer has a rate)
     // Testing and benchmarking: run this configuration of the kernel set
     // ("generic" or a row name) instead of select_variant's choice.
     std::string force_config;
@@ -79,6 +93,18 @@ struct CallResult {
     Tensor scores;  // [B, N, T, S] when return_attention_scores, else empty
 };
 
+// Keras's get_weights() order (kernel, bias per projection; no biases when
+// use_bias is false) to the runtime's weight views. Views point into `w`.
+KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias);
+
+// A fresh layer's weights, as Keras 3.15 initializes them: glorot_uniform
+// kernels (fan_in = contracted axes, fan_out = output axes) and zero biases,
+// from `seed`. In get_weights() order. (Same distribution as Keras, not the
+// same numbers: Keras's RNG streams are backend specific.)
+std::vector<Tensor> initialize_weights(const LayerConfig &config, int64_t query_features,
+                                       int64_t value_features, int64_t key_features,
+                                       uint64_t seed);
+
 // One call's sizes, after validation.
 struct Problem {
     int64_t batch = 0, queries = 0, keys = 0;
@@ -87,12 +113,14 @@ struct Problem {
     int64_t output_features = 0;  // product of output_shape
     bool use_bias = true;
     MaskKind mask = MaskKind::none;
-    bool need_probabilities = false;  // scores returned (Keras's explicit path)
+    // Keras takes its explicit einsum path when scores are returned, the
+    // layer has a dropout rate, or the inputs are not 3-D (spec 2.1).
+    bool explicit_path = false;
 };
 
 enum class Path {
     fused,   // one kernel, Keras's ops.dot_product_attention semantics
-    staged,  // projection, scores, softmax, combine, projection: Keras's einsum path
+    staged,  // projection, scores, softmax, [dropout], combine, projection: Keras's einsum path
 };
 
 struct Selection {
@@ -130,8 +158,9 @@ public:
     void call_into(const TensorView &query, const TensorView &value, const CallOptions &options,
                    float *output, float *scores = nullptr);
 
-    // Output and scores shapes call() would produce, after validation.
+    // The shapes call() would produce for these inputs (validated).
     Shape output_shape(const TensorView &query) const;
+    Shape scores_shape(const TensorView &query, const TensorView &value) const;
 
     const LayerConfig &config() const;
     const Selection &last_selection() const;

@@ -1,0 +1,28 @@
+// Keras's mask combination (spec section 2): attention_mask broadcast to the
+// scores, ANDed with the padding masks and the causal mask, reduced to what
+// the kernels take: nothing, the causal pattern, or one dense uint8 mask
+// (s, t, n|1, b|1).
+#pragma once
+
+#include "layout.h"
+#include "mhac/mha.h"
+
+#include <vector>
+
+namespace mhac::detail {
+
+struct MaskPlan {
+    MaskKind kind = MaskKind::none;
+    const uint8_t *data = nullptr;  // dense only: caller's mask or `storage`
+    int64_t heads = 1, batch = 1;   // dense extents over n and b (1 = broadcast)
+    int64_t head_stride = 0, batch_stride = 0;  // in elements
+};
+
+// Validates the masks in `options` against the call's shapes and combines
+// them. `scores_shape` is Keras's scores shape for the call. Uses `storage`
+// (grown, never shrunk) when the combination must be materialized.
+MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,
+                    const Shape &value, const Shape &scores_shape, int num_heads,
+                    std::vector<uint8_t> &storage);
+
+}  // namespace mhac::detail
