@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -138,11 +139,17 @@ TEST_P(KernelSweep, MatchesFloat64Reference) {
 
     ASSERT_EQ(got.output.shape, (Shape{sz.batch, sz.queries, sz.output_features}));
     Comparison out = compare(got.output.data, want.output, false);
+    // Recorded for docs/tolerance.md (--gtest_output=json:FILE collects them).
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3g", out.max_abs_error / (out.bound / kOutputRelTol));
+    RecordProperty("output_error_over_scale", buf);
     EXPECT_TRUE(out.ok()) << out.describe("output [B, T, O] via " +
                                           layer.last_selection().describe());
     if (c.staged) {
         ASSERT_EQ(got.scores.shape, (Shape{sz.batch, sz.num_heads, sz.queries, sz.keys}));
         Comparison sc = compare(got.scores.data, want.scores, true);
+        std::snprintf(buf, sizeof buf, "%.3g", sc.max_abs_error);
+        RecordProperty("scores_error", buf);
         EXPECT_TRUE(sc.ok()) << sc.describe("scores [B, N, T, S]");
     }
 
