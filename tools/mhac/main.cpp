@@ -1,9 +1,11 @@
 // The mhac command-line tool.
 //   mhac demo [--batch B] [--queries T] [--keys S] [--seed N]
+//   mhac run ...           one Keras layer call from files (mhac run --help)
 //   mhac variants          list the compiled configurations of the kernel set
 #include "mhac/kernel_set_default_set.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
+#include "run_command.h"
 
 #include <algorithm>
 #include <chrono>
@@ -110,12 +112,14 @@ int variants() {
 int main(int argc, char **argv) {
     if (argc < 2 || !std::strcmp(argv[1], "--help")) {
         std::printf("usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
+                    "       mhac run ... (see mhac run --help)\n"
                     "       mhac variants\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
     try {
         if (cmd == "demo") return demo(argc - 2, argv + 2);
+        if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
         if (cmd == "variants") return variants();
     } catch (const mhac::Error &e) {
         std::fprintf(stderr, "mhac %s: error: %s\n", cmd.c_str(), e.what());
