@@ -30,7 +30,9 @@ void pin_all_mins(Buf &buf, int dims) {
     for (int d = 0; d < dims; d++) buf.dim(d).set_min(0);
 }
 
-Expr extent_or(int fixed, const Expr &runtime) { return fixed > 0 ? Expr(fixed) : runtime; }
+Expr extent_or(int fixed, const Expr &runtime) {
+    return fixed > 0 ? Expr(fixed) : runtime;
+}
 
 // EinsumDense over a batch of rows: output(j, m) = input(e, m) . W[e, j] + b[j].
 class ProjectionGenerator : public Generator<ProjectionGenerator> {
@@ -85,9 +87,9 @@ public:
     GeneratorParam<int> num_heads{"num_heads", 0};
     GeneratorParam<int> key_dim{"key_dim", 0};
 
-    Input<Buffer<float, 4>> query{"query"};   // (h, n, t, b): projected query
-    Input<Buffer<float, 4>> key{"key"};       // (h, n, s, b): projected key
-    Input<float> scale{"scale"};              // float32(1 / sqrt(key_dim)), rounded as Keras does
+    Input<Buffer<float, 4>> query{"query"};     // (h, n, t, b): projected query
+    Input<Buffer<float, 4>> key{"key"};         // (h, n, s, b): projected key
+    Input<float> scale{"scale"};                // float32(1 / sqrt(key_dim)), rounded as Keras does
     Output<Buffer<float, 4>> logits{"logits"};  // (s, t, n, b) = Keras [B, N, T, S]
 
     void generate() {
@@ -212,9 +214,9 @@ public:
     GeneratorParam<bool> use_bias{"use_bias", true};
     GeneratorParam<std::string> mask_kind{"mask_kind", "none"};
 
-    Input<Buffer<float, 3>> query{"query"};            // (e, t, b) = Keras [B, T, Eq]
-    Input<Buffer<float, 3>> key{"key"};                // (e, s, b) = Keras [B, S, Ek]
-    Input<Buffer<float, 3>> value{"value"};            // (e, s, b) = Keras [B, S, Ev]
+    Input<Buffer<float, 3>> query{"query"};                  // (e, t, b) = Keras [B, T, Eq]
+    Input<Buffer<float, 3>> key{"key"};                      // (e, s, b) = Keras [B, S, Ek]
+    Input<Buffer<float, 3>> value{"value"};                  // (e, s, b) = Keras [B, S, Ev]
     Input<Buffer<float, 3>> query_kernel{"query_kernel"};    // packed [Eq, N*H]
     Input<Buffer<float, 2>> query_bias{"query_bias"};        // (h, n) = Keras [N, H]
     Input<Buffer<float, 3>> key_kernel{"key_kernel"};        // packed [Ek, N*H]
@@ -223,8 +225,8 @@ public:
     Input<Buffer<float, 2>> value_bias{"value_bias"};        // (g, n) = Keras [N, Hv]
     Input<Buffer<float, 3>> output_kernel{"output_kernel"};  // packed [N*Hv, O]
     Input<Buffer<float, 1>> output_bias{"output_bias"};      // (o) = Keras [O]
-    Input<Buffer<uint8_t, 4>> mask{"mask"};  // (s, t, n|1, b|1); read for mask_kind=dense only
-    Input<float> scale{"scale"};             // float32(1 / sqrt(key_dim))
+    Input<Buffer<uint8_t, 4>> mask{"mask"};     // (s, t, n|1, b|1); read for mask_kind=dense only
+    Input<float> scale{"scale"};                // float32(1 / sqrt(key_dim))
     Output<Buffer<float, 3>> output{"output"};  // (o, t, b) = Keras [B, T, O]
 
     void generate() {

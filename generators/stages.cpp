@@ -25,8 +25,8 @@ MaskKind parse_mask_kind(const std::string &name) {
     throw std::invalid_argument("unknown mask kind '" + name + "' (none, causal, dense)");
 }
 
-Projection project(const Func &in, const Expr &in_features, const Func &packed_w,
-                   const Func &bias, bool use_bias, int row_dims, const std::string &name) {
+Projection project(const Func &in, const Expr &in_features, const Func &packed_w, const Func &bias,
+                   bool use_bias, int row_dims, const std::string &name) {
     Var j("j");
     std::vector<Var> rows;
     for (int i = 0; i < row_dims; i++) rows.emplace_back("m" + std::to_string(i));
@@ -39,7 +39,7 @@ Projection project(const Func &in, const Expr &in_features, const Func &packed_w
 
     // EinsumDense: einsum first, then + bias (Keras order).
     p.acc(lhs) = 0.0f;
-    p.acc(lhs) += in(in_args) * packed_w(j % kPanelWidth, p.r.x, j / kPanelWidth);
+    p.acc(lhs) += in(in_args)*packed_w(j % kPanelWidth, p.r.x, j / kPanelWidth);
     p.out(lhs) = use_bias ? p.acc(lhs) + bias(j) : p.acc(lhs);
     return p;
 }
@@ -65,12 +65,8 @@ Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
     Var s("s"), t("t"), n("n"), b("b");
     Func allowed("allowed");
     switch (kind) {
-    case MaskKind::none:
-        allowed(s, t, n, b) = Halide::Internal::const_true();
-        break;
-    case MaskKind::causal:
-        allowed(s, t, n, b) = s <= t;
-        break;
+    case MaskKind::none: allowed(s, t, n, b) = Halide::Internal::const_true(); break;
+    case MaskKind::causal: allowed(s, t, n, b) = s <= t; break;
     case MaskKind::dense:
         allowed(s, t, n, b) = mask(s, t, min(n, mask_heads - 1), min(b, mask_batch - 1)) != 0;
         break;
@@ -81,10 +77,9 @@ Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
 MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind kind,
                              const Expr &keys, AttentionPath path) {
     Var s("s"), t("t"), n("n"), b("b");
-    MaskedSoftmax sm{Func("masked"),      Func("row_max"), Func("exp_shifted"),
-                     Func("row_sum"),     Func("probs"),   RDom(0, keys, "sk")};
-    const float fill =
-        path == AttentionPath::fused ? kFusedMaskedLogit : kExplicitMaskedLogit;
+    MaskedSoftmax sm{Func("masked"),  Func("row_max"), Func("exp_shifted"),
+                     Func("row_sum"), Func("probs"),   RDom(0, keys, "sk")};
+    const float fill = path == AttentionPath::fused ? kFusedMaskedLogit : kExplicitMaskedLogit;
     if (kind == MaskKind::none) {
         sm.masked(s, t, n, b) = logits(s, t, n, b);
     } else {

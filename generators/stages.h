@@ -6,10 +6,10 @@
 // row-major Keras tensor [B, T, E] is the Halide function x(e, t, b).
 #pragma once
 
-#include "Halide.h"
-
 #include <string>
 #include <vector>
+
+#include "Halide.h"
 
 namespace mhac::gen {
 
@@ -52,8 +52,8 @@ struct Projection {
     Func out;  // (j, rows...): acc + bias
     RDom r;    // over the input features
 };
-Projection project(const Func &in, const Expr &in_features, const Func &packed_w,
-                   const Func &bias, bool use_bias, int row_dims, const std::string &name);
+Projection project(const Func &in, const Expr &in_features, const Func &packed_w, const Func &bias,
+                   bool use_bias, int row_dims, const std::string &name);
 
 // logits(s, t, n, b) from q(h, n, t, b) and k(h, n, s, b).
 struct Logits {

@@ -1,14 +1,14 @@
 // Bad input gets an mhac::Error naming the argument and shapes; the process
 // keeps running and the caller's data is untouched.
-#include "halide_glue.h"
-#include "mhac/kernel_set_default_set.h"
-#include "mhac/mha.h"
-#include "random_layer.h"
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <string>
+
+#include "halide_glue.h"
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
+#include "random_layer.h"
 
 namespace mhac::testing {
 namespace {
@@ -60,8 +60,7 @@ TEST_F(BadInput, KeyAndValueDisagreeOutsideFeatureDim) {
     CallOptions ok;
     TensorView good_k = data.key_view();
     ok.key = &good_k;
-    EXPECT_EQ(layer.call(data.query_view(), data.value_view(), ok).output.shape,
-              (Shape{2, 5, 16}));
+    EXPECT_EQ(layer.call(data.query_view(), data.value_view(), ok).output.shape, (Shape{2, 5, 16}));
 }
 
 TEST_F(BadInput, WrongRank) {

@@ -3,16 +3,16 @@
 // two paths' fully masked rows, dropout, value_dim/output_shape/use_bias.
 // Each case runs the layer as a user would (select_variant decides) and
 // compares with the float64 reference.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
 #include "dropout.h"
 #include "mha_reference.h"
 #include "mhac/kernel_set_default_set.h"
 #include "mhac/mha.h"
 #include "tolerance.h"
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include <random>
 
 namespace mhac::testing {
 namespace {
@@ -346,8 +346,8 @@ TEST(Dropout, RateOneGivesTheOutputBias) {
         EXPECT_FLOAT_EQ(r.output.data[i], h.weights[7].data[i % 16]);
     }
     // Returned scores are the probabilities before dropout.
-    reference::Result want =
-        reference::multi_head_attention(h.reference_layer(), in.call(), reference::Path::explicit_scores);
+    reference::Result want = reference::multi_head_attention(h.reference_layer(), in.call(),
+                                                             reference::Path::explicit_scores);
     expect_close(r.scores, want.scores, want.scores_shape, true, "pre-dropout scores");
 }
 
@@ -388,7 +388,8 @@ TEST(Arguments, ValueDimKeyFeaturesNoBiasAndTupleOutput) {
     for (bool scores : {false, true}) {
         CallOptions o;
         o.return_attention_scores = scores;
-        check(h, in, o, in.call(), scores ? reference::Path::explicit_scores : reference::Path::fused);
+        check(h, in, o, in.call(),
+              scores ? reference::Path::explicit_scores : reference::Path::fused);
     }
     TensorView key = in.key.view();
     CallOptions o;

@@ -2,18 +2,18 @@
 // Keras paths and every mask kind, over tile-boundary shapes, against the
 // float64 reference. The cases come from the registry: a new row in
 // kernels/CMakeLists.txt is tested without touching this file.
-#include "mha_reference.h"
-#include "mhac/kernel_set_default_set.h"
-#include "mhac/mha.h"
-#include "random_layer.h"
-#include "tolerance.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "mha_reference.h"
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
+#include "random_layer.h"
+#include "tolerance.h"
 
 namespace mhac::testing {
 namespace {
@@ -49,7 +49,9 @@ std::string case_name(const ::testing::TestParamInfo<SweepCase> &info) {
 }
 
 // Keeps gtest from dumping the parameter's bytes.
-void PrintTo(const SweepCase &c, std::ostream *os) { *os << describe(c); }
+void PrintTo(const SweepCase &c, std::ostream *os) {
+    *os << describe(c);
+}
 
 MaskKind kind_for(MaskCase m) {
     switch (m) {
@@ -63,7 +65,8 @@ std::vector<SweepCase> all_cases() {
     // Sequence lengths around the register tiles (1, 7) and vector widths
     // (64, 97, 257), with T != S both ways.
     const std::vector<std::pair<int64_t, int64_t>> lengths = {
-        {1, 1}, {7, 7}, {64, 64}, {97, 97}, {257, 257}, {1, 257}, {7, 97}, {97, 7}, {257, 64}, {64, 1}};
+        {1, 1},   {7, 7},  {64, 64}, {97, 97},  {257, 257},
+        {1, 257}, {7, 97}, {97, 7},  {257, 64}, {64, 1}};
     const MaskCase masks[] = {MaskCase::none, MaskCase::random, MaskCase::causal,
                               MaskCase::fully_masked_rows};
     std::vector<SweepCase> cases;
@@ -81,7 +84,8 @@ std::vector<SweepCase> all_cases() {
                             int64_t b = (i % 2 == 0) ? 1 : 3;
                             if (n == 12 && h == 64 && t * s > 64 * 64) b = 1;
                             MaskCase m = masks[(i + staged) % 4];
-                            cases.push_back({cfg.name, staged, m, {b, t, s, 24, 20, 12, n, h, h, 24}});
+                            cases.push_back(
+                                {cfg.name, staged, m, {b, t, s, 24, 20, 12, n, h, h, 24}});
                             i++;
                         }
                     }
@@ -97,10 +101,11 @@ std::vector<SweepCase> all_cases() {
                 for (MaskCase m : masks) {
                     if (staged == false && !cfg.fused[static_cast<int>(kind_for(m))]) continue;
                     int64_t b = (t * s <= 64 && !large) || (t == 7 && s == 7) ? 3 : 1;
-                    cases.push_back({cfg.name, staged, m,
-                                     {b, t, s, z.query_features, z.key_features,
-                                      z.value_features, z.num_heads, z.key_dim, z.value_dim,
-                                      z.output_features}});
+                    cases.push_back({cfg.name,
+                                     staged,
+                                     m,
+                                     {b, t, s, z.query_features, z.key_features, z.value_features,
+                                      z.num_heads, z.key_dim, z.value_dim, z.output_features}});
                 }
             }
         }
@@ -113,7 +118,7 @@ class KernelSweep : public ::testing::TestWithParam<SweepCase> {};
 TEST_P(KernelSweep, MatchesFloat64Reference) {
     const SweepCase &c = GetParam();
     const auto &sz = c.sizes;
-    RandomMask rm = c.mask == MaskCase::random             ? RandomMask::random
+    RandomMask rm = c.mask == MaskCase::random              ? RandomMask::random
                     : c.mask == MaskCase::fully_masked_rows ? RandomMask::fully_masked_rows
                                                             : RandomMask::none;
     RandomLayer data = make_random_layer(sz, true, 1234 + sz.queries * 31 + sz.keys, rm);

@@ -1,8 +1,8 @@
 // select_variant: the one dispatch decision, explainable and overridable.
+#include <gtest/gtest.h>
+
 #include "mhac/kernel_set_default_set.h"
 #include "mhac/mha.h"
-
-#include <gtest/gtest.h>
 
 namespace mhac {
 namespace {

@@ -69,8 +69,12 @@ BlockPool &pool() {
     return *p;
 }
 
-void *pool_malloc(void * /*user_context*/, size_t size) { return pool().take(size); }
-void pool_free(void * /*user_context*/, void *p) { pool().give(p); }
+void *pool_malloc(void * /*user_context*/, size_t size) {
+    return pool().take(size);
+}
+void pool_free(void * /*user_context*/, void *p) {
+    pool().give(p);
+}
 
 }  // namespace
 
@@ -83,7 +87,9 @@ void install_halide_hooks() {
     });
 }
 
-void begin_kernel_call() { t_halide_error.clear(); }
+void begin_kernel_call() {
+    t_halide_error.clear();
+}
 
 void throw_kernel_error(const char *kernel, const std::string &shapes, int code) {
     std::string message = t_halide_error;

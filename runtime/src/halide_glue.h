@@ -2,13 +2,13 @@
 // layer memory, the non-aborting error handler, and the scratch allocator.
 #pragma once
 
-#include "HalideRuntime.h"
-#include "mhac/mha.h"
-
 #include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+
+#include "HalideRuntime.h"
+#include "mhac/mha.h"
 
 namespace mhac::detail {
 
@@ -34,8 +34,8 @@ public:
         buf_.padding = nullptr;
         int d = 0;
         for (const auto &ds : dims) {
-            dims_[d] = halide_dimension_t{0, static_cast<int32_t>(ds[0]),
-                                          static_cast<int32_t>(ds[1]), 0};
+            dims_[d] =
+                halide_dimension_t{0, static_cast<int32_t>(ds[0]), static_cast<int32_t>(ds[1]), 0};
             d++;
         }
         for (; d < D; d++) dims_[d] = halide_dimension_t{0, 1, 0, 0};

@@ -1,9 +1,9 @@
 // Fresh-layer weights and get_weights()-order views (mha.h).
-#include "mhac/mha.h"
-
 #include <cmath>
 #include <numeric>
 #include <random>
+
+#include "mhac/mha.h"
 
 namespace mhac {
 
@@ -46,8 +46,8 @@ std::vector<Tensor> initialize_weights(const LayerConfig &config, int64_t query_
     // glorot_uniform, Keras 3.15 fans: limit = sqrt(6 / (fan_in + fan_out)).
     auto kernel = [&](Shape shape, int64_t fan_in, int64_t fan_out) {
         Tensor t{shape, std::vector<float>(static_cast<size_t>(product(shape)))};
-        std::uniform_real_distribution<float> d(
-            -std::sqrt(6.0f / float(fan_in + fan_out)), std::sqrt(6.0f / float(fan_in + fan_out)));
+        std::uniform_real_distribution<float> d(-std::sqrt(6.0f / float(fan_in + fan_out)),
+                                                std::sqrt(6.0f / float(fan_in + fan_out)));
         for (float &x : t.data) x = d(rng);
         return t;
     };

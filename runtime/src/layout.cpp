@@ -64,12 +64,12 @@ AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, c
             if (r < 1 || r > p.rank - 2) {
                 throw Error("attention_axes " + axes_to_string(attention_axes) +
                             " must name axes between 1 and " + std::to_string(p.rank - 2) +
-                            " (or their negatives) for inputs of rank " +
-                            std::to_string(p.rank) + ", shape " + shape_to_string(query));
+                            " (or their negatives) for inputs of rank " + std::to_string(p.rank) +
+                            ", shape " + shape_to_string(query));
             }
             if (std::find(axes.begin(), axes.end(), r) != axes.end()) {
-                throw Error("attention_axes " + axes_to_string(attention_axes) +
-                            " names axis " + std::to_string(r) + " twice");
+                throw Error("attention_axes " + axes_to_string(attention_axes) + " names axis " +
+                            std::to_string(r) + " twice");
             }
             axes.push_back(r);
         }
@@ -83,8 +83,8 @@ AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, c
         if (query[a] != value[a]) {
             throw Error("query and value must agree on every axis outside attention_axes " +
                         axes_to_string(p.attention_axes) + " (axis " + std::to_string(a) +
-                        "). Received: query shape " + shape_to_string(query) +
-                        " and value shape " + shape_to_string(value));
+                        "). Received: query shape " + shape_to_string(query) + " and value shape " +
+                        shape_to_string(value));
         }
         p.batch *= query[a];
     }

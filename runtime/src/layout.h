@@ -9,16 +9,16 @@
 // then the kernels' [B, N, T, S] row-major order, so scores need no copy.
 #pragma once
 
-#include "mhac/mha.h"
-
 #include <vector>
+
+#include "mhac/mha.h"
 
 namespace mhac::detail {
 
 struct AxesPlan {
-    int rank = 0;                 // input rank (features included)
-    std::vector<int> batch_axes;  // 0 and every non-attention axis, ascending
-    std::vector<int> attention_axes;  // ascending
+    int rank = 0;                              // input rank (features included)
+    std::vector<int> batch_axes;               // 0 and every non-attention axis, ascending
+    std::vector<int> attention_axes;           // ascending
     int64_t batch = 1, queries = 1, keys = 1;  // flattened sizes
     // True when the inputs are not already [batch axes..., attention axes...,
     // features] in memory and must be gathered (and the output scattered).

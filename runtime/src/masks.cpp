@@ -12,7 +12,8 @@ namespace {
 }
 
 void require_mask_data(const char *name, const MaskView &m) {
-    if (!m.data) throw Error(std::string(name) + " has null data (shape " + shape_to_string(m.shape) + ")");
+    if (!m.data)
+        throw Error(std::string(name) + " has null data (shape " + shape_to_string(m.shape) + ")");
 }
 
 // Keras: while the mask's rank is below the scores', insert a length-1 axis
@@ -56,9 +57,10 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     if (causal && !(axes.attention_axes.size() == 1 && axes.attention_axes[0] == 1)) {
         // Keras builds the causal mask from axis-1 lengths: it is only
         // meaningful when attention runs over axis 1.
-        throw Error("use_causal_mask needs attention over axis 1 alone, as in Keras; "
-                    "attention_axes resolve to other axes for query shape " +
-                    shape_to_string(query));
+        throw Error(
+            "use_causal_mask needs attention over axis 1 alone, as in Keras; "
+            "attention_axes resolve to other axes for query shape " +
+            shape_to_string(query));
     }
     const MaskView *qm = options.query_mask, *vm = options.value_mask, *km = options.key_mask;
     if (qm) require_padding_mask("query_mask", *qm, {query[0], query[1]}, axes);

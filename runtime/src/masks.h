@@ -4,17 +4,17 @@
 // (s, t, n|1, b|1).
 #pragma once
 
+#include <vector>
+
 #include "layout.h"
 #include "mhac/mha.h"
-
-#include <vector>
 
 namespace mhac::detail {
 
 struct MaskPlan {
     MaskKind kind = MaskKind::none;
-    const uint8_t *data = nullptr;  // dense only: caller's mask or `storage`
-    int64_t heads = 1, batch = 1;   // dense extents over n and b (1 = broadcast)
+    const uint8_t *data = nullptr;              // dense only: caller's mask or `storage`
+    int64_t heads = 1, batch = 1;               // dense extents over n and b (1 = broadcast)
     int64_t head_stride = 0, batch_stride = 0;  // in elements
 };
 

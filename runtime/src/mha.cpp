@@ -2,12 +2,6 @@
 // reuse and the two execution paths over the generated kernels.
 #include "mhac/mha.h"
 
-#include "halide_glue.h"
-#include "dropout.h"
-#include "layout.h"
-#include "masks.h"
-#include "packed_weights.h"
-
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +9,12 @@
 #include <optional>
 #include <random>
 #include <sstream>
+
+#include "dropout.h"
+#include "halide_glue.h"
+#include "layout.h"
+#include "masks.h"
+#include "packed_weights.h"
 
 namespace mhac {
 
@@ -36,7 +36,9 @@ int64_t product(const Shape &shape) {
     return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
 }
 
-[[noreturn]] void fail(const std::string &message) { throw Error(message); }
+[[noreturn]] void fail(const std::string &message) {
+    throw Error(message);
+}
 
 // A tensor argument: min_rank <= rank (or exactly `rank`), positive dims,
 // non-null data.
@@ -52,7 +54,8 @@ void require_tensor(const char *name, const TensorView &t, size_t min_rank, cons
                  shape_to_string(t.shape));
         }
     }
-    if (!t.data) fail(std::string(name) + " has null data (shape " + shape_to_string(t.shape) + ")");
+    if (!t.data)
+        fail(std::string(name) + " has null data (shape " + shape_to_string(t.shape) + ")");
 }
 
 void require_shape(const char *name, const TensorView &t, const Shape &expected) {
@@ -74,7 +77,9 @@ std::vector<float> bias_or_zeros(const TensorView &bias, bool use_bias, int64_t 
     return std::vector<float>(bias.data, bias.data + n);
 }
 
-uint64_t fresh_seed() { return (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}(); }
+uint64_t fresh_seed() {
+    return (uint64_t(std::random_device{}()) << 32) ^ std::random_device{}();
+}
 
 }  // namespace
 
@@ -125,12 +130,15 @@ MultiHeadAttention::MultiHeadAttention(const LayerConfig &config, const KernelSe
     : impl_(std::make_unique<Impl>()) {
     detail::install_halide_hooks();
     LayerConfig c = config;
-    if (c.num_heads <= 0) fail("num_heads must be a positive int, got " + std::to_string(c.num_heads));
+    if (c.num_heads <= 0)
+        fail("num_heads must be a positive int, got " + std::to_string(c.num_heads));
     if (c.key_dim <= 0) fail("key_dim must be a positive int, got " + std::to_string(c.key_dim));
-    if (c.value_dim < 0) fail("value_dim must be a positive int, got " + std::to_string(c.value_dim));
+    if (c.value_dim < 0)
+        fail("value_dim must be a positive int, got " + std::to_string(c.value_dim));
     if (c.value_dim == 0) c.value_dim = c.key_dim;
     for (int64_t d : c.output_shape) {
-        if (d <= 0) fail("output_shape must hold positive ints, got " + shape_to_string(c.output_shape));
+        if (d <= 0)
+            fail("output_shape must hold positive ints, got " + shape_to_string(c.output_shape));
     }
     if (!(c.dropout >= 0.0f && c.dropout <= 1.0f)) {
         fail("dropout must be in [0, 1], got " + std::to_string(c.dropout));
@@ -146,8 +154,12 @@ MultiHeadAttention::~MultiHeadAttention() = default;
 MultiHeadAttention::MultiHeadAttention(MultiHeadAttention &&) noexcept = default;
 MultiHeadAttention &MultiHeadAttention::operator=(MultiHeadAttention &&) noexcept = default;
 
-const LayerConfig &MultiHeadAttention::config() const { return impl_->config; }
-const Selection &MultiHeadAttention::last_selection() const { return impl_->last; }
+const LayerConfig &MultiHeadAttention::config() const {
+    return impl_->config;
+}
+const Selection &MultiHeadAttention::last_selection() const {
+    return impl_->last;
+}
 
 void MultiHeadAttention::set_weights(const KerasWeights &w) {
     Impl &m = *impl_;
@@ -196,9 +208,10 @@ detail::AxesPlan MultiHeadAttention::Impl::plan(const TensorView &query, const T
         require_tensor("key", *key, 3, "[batch, positions..., key features]", false);
         if (key->shape.size() != value.shape.size() ||
             !std::equal(value.shape.begin(), value.shape.end() - 1, key->shape.begin())) {
-            fail("All dimensions of `value` and `key`, except the last one, must be equal. "
-                 "Received: value shape " + shape_to_string(value.shape) + " and key shape " +
-                 shape_to_string(key->shape));
+            fail(
+                "All dimensions of `value` and `key`, except the last one, must be equal. "
+                "Received: value shape " +
+                shape_to_string(value.shape) + " and key shape " + shape_to_string(key->shape));
         }
     }
     if (query.shape[0] != value.shape[0]) {
@@ -280,7 +293,8 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
 
     m.last = select_variant(*m.kernels, p, options.force_config);
     const ConfigKernels &cfg = *m.last.config;
-    if (m.log) std::fprintf(stderr, "[mhac] %s: %s\n", m.last.reason.c_str(), m.last.describe().c_str());
+    if (m.log)
+        std::fprintf(stderr, "[mhac] %s: %s\n", m.last.reason.c_str(), m.last.describe().c_str());
 
     // ---- Inputs as [B, T|S, E] rows (a copy only for interleaved axes).
     const float *q_rows = query.data, *k_rows = key.data, *v_rows = value.data;
@@ -303,7 +317,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     std::optional<BufferRef<uint8_t, 4>> mask_buf;
     using Dims = std::initializer_list<std::array<int64_t, 2>>;
     if (masks.kind == MaskKind::dense) {
-        mask_buf.emplace(masks.data, Dims{{S, 1}, {T, S}, {masks.heads, masks.head_stride},
+        mask_buf.emplace(masks.data, Dims{{S, 1},
+                                          {T, S},
+                                          {masks.heads, masks.head_stride},
                                           {masks.batch, masks.batch_stride}});
     } else {
         mask_buf.emplace(&kVisible, Dims{{1, 1}, {1, 1}, {1, 1}, {1, 1}});
@@ -342,15 +358,16 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         float *ps = scores ? scores : scratch(m.probs, B * N * T * S);
         float *cs = scratch(m.context, B * T * N * Hv);
 
-        auto project = [&](ProjectionSlot slot, const float *in, int64_t rows,
-                           int64_t in_features, const detail::PackedKernel &w,
-                           const std::vector<float> &bias, float *dst) {
+        auto project = [&](ProjectionSlot slot, const float *in, int64_t rows, int64_t in_features,
+                           const detail::PackedKernel &w, const std::vector<float> &bias,
+                           float *dst) {
             auto in_b = dense<float, 2>(in, {rows, in_features});
             auto w_b = packed(w);
             auto bias_b = dense<float, 1>(bias.data(), {w.out_features});
             auto out_b = dense<float, 2>(dst, {rows, w.out_features});
             const auto &kernel = cfg.projection[slot];
-            invoke(kernel.name, shapes, kernel.fn, in_b.get(), w_b.get(), bias_b.get(), out_b.get());
+            invoke(kernel.name, shapes, kernel.fn, in_b.get(), w_b.get(), bias_b.get(),
+                   out_b.get());
         };
         project(kQueryProjection, q_rows, B * T, m.eq, m.wq, m.bq, qs);
         project(kKeyProjection, k_rows, B * S, m.ek, m.wk, m.bk, ks);

@@ -1,9 +1,9 @@
 // The one dispatch decision (see mhac::select_variant in mha.h).
-#include "mhac/mha.h"
-
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
+
+#include "mhac/mha.h"
 
 namespace mhac {
 

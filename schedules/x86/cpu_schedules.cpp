@@ -33,7 +33,9 @@ CpuKnobs knobs_for(const Target &target) {
 }
 
 // The pure loop vars of a Func, by position.
-Var arg(const Func &f, int i) { return f.args()[i]; }
+Var arg(const Func &f, int i) {
+    return f.args()[i];
+}
 
 enum class PanelOrder {
     panels_outside_rows,  // stream every row block past one weight panel (weights stay in cache)
@@ -123,7 +125,7 @@ void schedule_softmax(SoftmaxPipeline &p, const Target &target) {
     sm.row_max.compute_at(out, rows);
     sm.row_sum.compute_at(out, rows);
     sm.exp_shifted.compute_at(out, rows).vectorize(arg(sm.exp_shifted, 0), k.vector,
-                                                    TailStrategy::GuardWithIf);
+                                                   TailStrategy::GuardWithIf);
 }
 
 void schedule_combine(CombinePipeline &p, const Target &target) {
@@ -139,9 +141,7 @@ void schedule_combine(CombinePipeline &p, const Target &target) {
     Func ctx = p.combine.context;
     Var cg = arg(ctx, 0), cn = arg(ctx, 1);
     ctx.compute_at(out, tb).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
-    ctx.update()
-        .reorder(cg, p.combine.r.x, cn)
-        .vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+    ctx.update().reorder(cg, p.combine.r.x, cn).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
 }
 
 void schedule_fused(FusedPipeline &p, const Target &target) {
@@ -166,8 +166,8 @@ void schedule_fused(FusedPipeline &p, const Target &target) {
     // attention context (all heads) is computed just before it and stays in
     // cache. The T x S logits exist one head and one row block at a time.
     Expr work = queries * batch * out_features * keys;
-    GemmLoops l = schedule_gemm(out, p.o_proj, queries, work, k, PanelOrder::rows_outside_panels,
-                                true);
+    GemmLoops l =
+        schedule_gemm(out, p.o_proj, queries, work, k, PanelOrder::rows_outside_panels, true);
 
     Func ctx = p.combine.context;
     Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);

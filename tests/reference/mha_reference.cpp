@@ -79,9 +79,11 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
 
     // Projections over every position: Q [..., N, H], K [..., N, H], V [..., N, Hv].
     const int64_t q_pos = product(qs, 0, rank - 1), k_pos = product(vs, 0, rank - 1);
-    std::vector<double> Q = einsum_dense(call.query, q_pos, Eq, w.query_kernel, w.query_bias, N * H);
+    std::vector<double> Q =
+        einsum_dense(call.query, q_pos, Eq, w.query_kernel, w.query_bias, N * H);
     std::vector<double> K = einsum_dense(key, k_pos, Ek, w.key_kernel, w.key_bias, N * H);
-    std::vector<double> V = einsum_dense(call.value, k_pos, Ev, w.value_kernel, w.value_bias, N * Hv);
+    std::vector<double> V =
+        einsum_dense(call.value, k_pos, Ev, w.value_kernel, w.value_bias, N * Hv);
     const Shape q_pos_stride = strides_of(Shape(qs.begin(), qs.end() - 1));
     const Shape k_pos_stride = strides_of(Shape(vs.begin(), vs.end() - 1));
 
@@ -183,7 +185,8 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
                     for (int64_t s = 0; s < S; s++) {
                         double ps = p[s];
                         if (call.keep) {
-                            ps = call.keep(row + s) && call.rate < 1.0 ? ps / (1.0 - call.rate) : 0.0;
+                            ps = call.keep(row + s) && call.rate < 1.0 ? ps / (1.0 - call.rate)
+                                                                       : 0.0;
                         }
                         const int64_t kp = position(k_pos_stride, vs, bi, s, s_dims);
                         acc += ps * V[(kp * N + n) * Hv + g];
@@ -195,7 +198,8 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
 
     // Output projection over (n, g), bias over O...
     r.output_shape = Shape(qs.begin(), qs.end() - 1);
-    r.output_shape.insert(r.output_shape.end(), layer.output_shape.begin(), layer.output_shape.end());
+    r.output_shape.insert(r.output_shape.end(), layer.output_shape.begin(),
+                          layer.output_shape.end());
     r.output.assign(static_cast<size_t>(q_pos * O), 0.0);
     for (int64_t pos = 0; pos < q_pos; pos++)
         for (int64_t o = 0; o < O; o++) {

@@ -70,8 +70,7 @@ reference::Call RandomLayer::reference_call(bool causal) const {
     return c;
 }
 
-RandomLayer make_random_layer(const Sizes &s, bool use_bias, uint64_t seed,
-                              RandomMask mask) {
+RandomLayer make_random_layer(const Sizes &s, bool use_bias, uint64_t seed, RandomMask mask) {
     std::mt19937_64 rng(seed);
     RandomLayer l;
     l.sizes = s;

@@ -2,12 +2,11 @@
 // benchmarks so they all exercise the same data.
 #pragma once
 
-#include "mha_reference.h"
-
-#include "mhac/mha.h"
-
 #include <cstdint>
 #include <vector>
+
+#include "mha_reference.h"
+#include "mhac/mha.h"
 
 namespace mhac::testing {
 

@@ -2,11 +2,6 @@
 //   mhac demo [--batch B] [--queries T] [--keys S] [--seed N]
 //   mhac run ...           one Keras layer call from files (mhac run --help)
 //   mhac variants          list the compiled configurations of the kernel set
-#include "mhac/kernel_set_default_set.h"
-#include "mhac/mha.h"
-#include "random_layer.h"
-#include "run_command.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -15,6 +10,11 @@
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
+#include "random_layer.h"
+#include "run_command.h"
 
 namespace {
 
@@ -38,10 +38,14 @@ int demo(int argc, char **argv) {
     for (int i = 0; i + 1 < argc; i += 2) {
         std::string flag = argv[i];
         long long v = std::atoll(argv[i + 1]);
-        if (flag == "--batch") batch = v;
-        else if (flag == "--queries") queries = v;
-        else if (flag == "--keys") keys = v;
-        else if (flag == "--seed") seed = static_cast<uint64_t>(v);
+        if (flag == "--batch")
+            batch = v;
+        else if (flag == "--queries")
+            queries = v;
+        else if (flag == "--keys")
+            keys = v;
+        else if (flag == "--seed")
+            seed = static_cast<uint64_t>(v);
         else {
             std::fprintf(stderr, "mhac demo: unknown flag %s\n", flag.c_str());
             return 2;
@@ -59,7 +63,8 @@ int demo(int argc, char **argv) {
     mhac::CallOptions opts;
     opts.key = &k;
     mhac::CallResult result = layer.call(q, v, opts);
-    double kernel_s = median_seconds(20, [&] { layer.call_into(q, v, opts, result.output.data.data()); });
+    double kernel_s =
+        median_seconds(20, [&] { layer.call_into(q, v, opts, result.output.data.data()); });
 
     mhac::reference::Result ref;
     double ref_s = median_seconds(1, [&] {
@@ -72,8 +77,9 @@ int demo(int argc, char **argv) {
         max_err = std::max(max_err, std::abs(double(result.output.data[i]) - ref.output[i]));
         checksum += result.output.data[i];
     }
-    const double flops = 2.0 * batch * (queries * 768.0 * 768 * 2 + keys * 768.0 * 768 * 2 +
-                                        2.0 * 12 * queries * keys * 64);
+    const double flops =
+        2.0 * batch *
+        (queries * 768.0 * 768 * 2 + keys * 768.0 * 768 * 2 + 2.0 * 12 * queries * keys * 64);
     std::printf("mhac demo: Keras MultiHeadAttention(num_heads=12, key_dim=64), E=768\n");
     std::printf("  kernel set     : %s [%s]\n", kernels.name, kernels.targets);
     std::printf("  chosen variant : %s\n", layer.last_selection().describe().c_str());
@@ -95,8 +101,8 @@ int variants() {
         const mhac::ConfigKernels &c = set.configs[i];
         const auto &s = c.sizes;
         std::printf("%-10s heads=%d key_dim=%d value_dim=%d Eq=%d Ek=%d Ev=%d O=%d bias=%d\n",
-                    c.name, s.num_heads, s.key_dim, s.value_dim, s.query_features,
-                    s.key_features, s.value_features, s.output_features, s.use_bias);
+                    c.name, s.num_heads, s.key_dim, s.value_dim, s.query_features, s.key_features,
+                    s.value_features, s.output_features, s.use_bias);
         for (int m = 0; m < mhac::kMaskKinds; m++) {
             if (c.fused[m]) std::printf("    %s\n", c.fused[m].name);
         }
@@ -111,9 +117,10 @@ int variants() {
 
 int main(int argc, char **argv) {
     if (argc < 2 || !std::strcmp(argv[1], "--help")) {
-        std::printf("usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
-                    "       mhac run ... (see mhac run --help)\n"
-                    "       mhac variants\n");
+        std::printf(
+            "usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
+            "       mhac run ... (see mhac run --help)\n"
+            "       mhac variants\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];

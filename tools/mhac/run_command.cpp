@@ -2,16 +2,16 @@
 // tools rely on (README, docs/cli.md): keep its flags and behaviour stable.
 #include "run_command.h"
 
-#include "mhac/kernel_set_default_set.h"
-#include "mhac/keras_io.h"
-#include "mhac/mha.h"
-
 #include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
+
+#include "mhac/keras_io.h"
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
 
 namespace mhac::cli {
 
@@ -36,9 +36,9 @@ struct Args {
 
 Args parse(int argc, char **argv) {
     static const std::set<std::string> with_value = {
-        "--model", "--layer", "--weights", "--config", "--query", "--value", "--key",
-        "--attention-mask", "--query-mask", "--value-mask", "--key-mask", "--seed", "--out",
-        "--scores-out"};
+        "--model", "--layer",          "--weights",    "--config",     "--query",    "--value",
+        "--key",   "--attention-mask", "--query-mask", "--value-mask", "--key-mask", "--seed",
+        "--out",   "--scores-out"};
     static const std::set<std::string> switches = {"--causal", "--training"};
     Args a;
     for (int i = 0; i < argc; i++) {
@@ -74,7 +74,8 @@ Args parse(int argc, char **argv) {
 uint64_t parse_seed(const std::string &s) {
     char *end = nullptr;
     unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-    if (s.empty() || *end != '\0' || s[0] == '-') throw Error("--seed must be a non-negative integer, got '" + s + "'");
+    if (s.empty() || *end != '\0' || s[0] == '-')
+        throw Error("--seed must be a non-negative integer, got '" + s + "'");
     return v;
 }
 
@@ -87,9 +88,9 @@ int run_command(int argc, char **argv) {
     }
     try {
         Args a = parse(argc, argv);
-        io::LoadedLayer loaded = a.has("--model")
-                                     ? io::load_keras_archive(a.get("--model"), a.get("--layer"))
-                                     : io::load_weights_with_config(a.get("--weights"), a.get("--config"));
+        io::LoadedLayer loaded =
+            a.has("--model") ? io::load_keras_archive(a.get("--model"), a.get("--layer"))
+                             : io::load_weights_with_config(a.get("--weights"), a.get("--config"));
         LayerConfig config = loaded.config;
         if (a.has("--seed")) config.seed = parse_seed(a.get("--seed"));
 

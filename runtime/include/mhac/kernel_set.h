@@ -20,8 +20,7 @@ using ProjectionFn = int (*)(halide_buffer_t *input, halide_buffer_t *packed_ker
 using ScoresFn = int (*)(halide_buffer_t *query, halide_buffer_t *key, float scale,
                          halide_buffer_t *logits);
 using SoftmaxFn = int (*)(halide_buffer_t *logits, halide_buffer_t *mask, halide_buffer_t *probs);
-using CombineFn = int (*)(halide_buffer_t *probs, halide_buffer_t *value,
-                          halide_buffer_t *context);
+using CombineFn = int (*)(halide_buffer_t *probs, halide_buffer_t *value, halide_buffer_t *context);
 using FusedFn = int (*)(halide_buffer_t *query, halide_buffer_t *key, halide_buffer_t *value,
                         halide_buffer_t *query_kernel, halide_buffer_t *query_bias,
                         halide_buffer_t *key_kernel, halide_buffer_t *key_bias,
@@ -53,7 +52,7 @@ enum ProjectionSlot { kQueryProjection = 0, kKeyProjection, kValueProjection, kO
 struct ConfigKernels {
     const char *name;  // "generic" or the row's name in the table
     ConfigSizes sizes;
-    NamedKernel<FusedFn> fused[kMaskKinds];  // by MaskKind
+    NamedKernel<FusedFn> fused[kMaskKinds];   // by MaskKind
     NamedKernel<ProjectionFn> projection[4];  // by ProjectionSlot
     NamedKernel<ScoresFn> scores;
     NamedKernel<CombineFn> combine;

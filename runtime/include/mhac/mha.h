@@ -10,14 +10,14 @@
 // query attention axes..., key attention axes...].
 #pragma once
 
-#include "mhac/kernel_set.h"
-
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "mhac/kernel_set.h"
 
 namespace mhac {
 
@@ -51,9 +51,9 @@ struct Tensor {
 struct LayerConfig {
     int num_heads = 0;
     int key_dim = 0;
-    int value_dim = 0;          // 0: same as key_dim (Keras's None)
+    int value_dim = 0;  // 0: same as key_dim (Keras's None)
     bool use_bias = true;
-    Shape output_shape;         // empty: the query's last dim (Keras's None)
+    Shape output_shape;               // empty: the query's last dim (Keras's None)
     std::vector<int> attention_axes;  // empty: Keras's default; negatives count from the input rank
     float dropout = 0.0f;
     // Seed of the dropout RNG (Keras's `seed`); unset: drawn at construction.
@@ -70,7 +70,7 @@ struct KerasWeights {
 };
 
 struct CallOptions {
-    const TensorView *key = nullptr;             // Keras's key=None
+    const TensorView *key = nullptr;  // Keras's key=None
     // Broadcast against the scores shape as Keras does: [T, S], [B, T, S],
     // [B, N, T, S], and the N-D forms for higher-rank inputs; 1s broadcast.
     const MaskView *attention_mask = nullptr;
@@ -102,8 +102,7 @@ KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias);
 // from `seed`. In get_weights() order. (Same distribution as Keras, not the
 // same numbers: Keras's RNG streams are backend specific.)
 std::vector<Tensor> initialize_weights(const LayerConfig &config, int64_t query_features,
-                                       int64_t value_features, int64_t key_features,
-                                       uint64_t seed);
+                                       int64_t value_features, int64_t key_features, uint64_t seed);
 
 // One call's sizes, after validation.
 struct Problem {

@@ -3,10 +3,10 @@
 // nor libzip.
 #pragma once
 
-#include "mhac/mha.h"
-
 #include <string>
 #include <vector>
+
+#include "mhac/mha.h"
 
 namespace mhac::io {
 
@@ -14,12 +14,12 @@ namespace mhac::io {
 // and its weights in layer.get_weights() order (kernel before bias, query,
 // key, value, output; biases absent when use_bias is false).
 struct LoadedLayer {
-    std::string name;        // the layer's name in the file
+    std::string name;  // the layer's name in the file
     LayerConfig config;
     std::vector<Tensor> weights;  // get_weights() order
     // build_config shapes when the file records them (empty otherwise).
     Shape query_shape, value_shape, key_shape;
-    std::string source;      // file (and dataset group) the weights came from
+    std::string source;  // file (and dataset group) the weights came from
 
     // Views into `weights` in the runtime's form; valid while this lives.
     KerasWeights keras_weights() const;
