@@ -18,7 +18,8 @@
 #   include file    mhac/kernel_set_<name>.h declaring mhac::kernel_sets::<name>()
 include_guard(GLOBAL)
 
-set(MHAC_MASK_KINDS none causal dense)
+set(MHAC_MASK_KINDS none causal dense)    # order of mhac::MaskKind
+set(MHAC_KERAS_PATHS fused explicit)       # order of mhac::KerasPath
 
 function(_mhac_kernel _set _lib _generator)
   # Defines one Halide library once (several configurations may share it) and
@@ -59,11 +60,15 @@ function(mhac_add_kernel_set _set)
 
   set(_includes "")
   set(_softmax_rows "")
-  foreach(_mask IN LISTS MHAC_MASK_KINDS)
-    set(_lib mha_softmax_f32_${_mask})
-    _mhac_kernel(${_set} ${_lib} mhac_masked_softmax mask_kind=${_mask})
-    string(APPEND _includes "#include \"${_lib}.h\"\n")
-    string(APPEND _softmax_rows "        {\"${_lib}\", ${_lib}},\n")
+  foreach(_path IN LISTS MHAC_KERAS_PATHS)
+    string(APPEND _softmax_rows "    {")
+    foreach(_mask IN LISTS MHAC_MASK_KINDS)
+      set(_lib mha_softmax_f32_${_mask}_${_path})
+      _mhac_kernel(${_set} ${_lib} mhac_masked_softmax mask_kind=${_mask} path=${_path})
+      string(APPEND _includes "#include \"${_lib}.h\"\n")
+      string(APPEND _softmax_rows "{\"${_lib}\", ${_lib}}, ")
+    endforeach()
+    string(APPEND _softmax_rows "},\n")
   endforeach()
 
   set(_config_rows "")
@@ -94,9 +99,10 @@ function(mhac_add_kernel_set _set)
     math(EXPR _jq "${_heads} * ${_kd}")
     math(EXPR _jv "${_heads} * ${_vd}")
 
-    # Staged path (scores requested): four projections, scores, combine.
+    # Staged path (scores, dropout, N-D, gate): projections (query, key,
+    # value, output, gate), scores per Keras path, combine.
     set(_proj_entries "")
-    foreach(_p IN ITEMS "${_eq} ${_jq}" "${_ek} ${_jq}" "${_ev} ${_jv}" "${_jv} ${_o}")
+    foreach(_p IN ITEMS "${_eq} ${_jq}" "${_ek} ${_jq}" "${_ev} ${_jv}" "${_jv} ${_o}" "${_eq} ${_jv}")
       string(REPLACE " " ";" _p "${_p}")
       list(GET _p 0 _pin)
       list(GET _p 1 _pout)
@@ -107,15 +113,21 @@ function(mhac_add_kernel_set _set)
       string(APPEND _proj_entries "{\"${_lib}\", ${_lib}}, ")
     endforeach()
     if(_heads EQUAL 0)
-      set(_scores mha_scores_f32_generic)
+      set(_scores_stem mha_scores_f32_generic)
       set(_combine mha_combine_f32_generic)
     else()
-      set(_scores mha_scores_f32_n${_heads}_h${_kd})
+      set(_scores_stem mha_scores_f32_n${_heads}_h${_kd})
       set(_combine mha_combine_f32_n${_heads}_hv${_vd})
     endif()
-    _mhac_kernel(${_set} ${_scores} mhac_scores num_heads=${_heads} key_dim=${_kd})
+    set(_scores_entries "")
+    foreach(_path IN LISTS MHAC_KERAS_PATHS)
+      set(_lib ${_scores_stem}_${_path})
+      _mhac_kernel(${_set} ${_lib} mhac_scores num_heads=${_heads} key_dim=${_kd} path=${_path})
+      string(APPEND _includes "#include \"${_lib}.h\"\n")
+      string(APPEND _scores_entries "{\"${_lib}\", ${_lib}}, ")
+    endforeach()
     _mhac_kernel(${_set} ${_combine} mhac_combine num_heads=${_heads} value_dim=${_vd})
-    string(APPEND _includes "#include \"${_scores}.h\"\n#include \"${_combine}.h\"\n")
+    string(APPEND _includes "#include \"${_combine}.h\"\n")
 
     # Fused path, one kernel per mask kind compiled for this configuration.
     set(_fused_entries "")
@@ -137,7 +149,7 @@ function(mhac_add_kernel_set _set)
       "    {\"${_cfg}\", {${_heads}, ${_kd}, ${_vd}, ${_eq}, ${_ek}, ${_ev}, ${_o}, ${_bias_flag}},\n"
       "     {${_fused_entries}},\n"
       "     {${_proj_entries}},\n"
-      "     {\"${_scores}\", ${_scores}},\n"
+      "     {${_scores_entries}},\n"
       "     {\"${_combine}\", ${_combine}}},\n")
   endforeach()
 

@@ -81,11 +81,12 @@ private:
     Projection proj_;
 };
 
-// Explicit-path logits: (q * scale) . k over the head dim.
+// Logits q . k over the head dim, scaled where Keras's `path` scales them.
 class ScoresGenerator : public Generator<ScoresGenerator> {
 public:
     GeneratorParam<int> num_heads{"num_heads", 0};
     GeneratorParam<int> key_dim{"key_dim", 0};
+    GeneratorParam<std::string> path{"path", "explicit"};  // explicit | fused
 
     Input<Buffer<float, 4>> query{"query"};     // (h, n, t, b): projected query
     Input<Buffer<float, 4>> key{"key"};         // (h, n, s, b): projected key
@@ -94,7 +95,7 @@ public:
 
     void generate() {
         Expr h_extent = extent_or(key_dim, query.dim(0).extent());
-        lg_ = attention_logits(query, key, h_extent, scale, AttentionPath::explicit_scores);
+        lg_ = attention_logits(query, key, h_extent, scale, parse_attention_path(path));
         Var s("s"), t("t"), n("n"), b("b");
         logits(s, t, n, b) = lg_.logits(s, t, n, b);
 
@@ -123,10 +124,11 @@ private:
     Logits lg_;
 };
 
-// Explicit-path masked softmax over keys (Keras's Softmax layer, >= 3.10).
+// Masked softmax over keys with the masking rules of Keras's `path`.
 class MaskedSoftmaxGenerator : public Generator<MaskedSoftmaxGenerator> {
 public:
     GeneratorParam<std::string> mask_kind{"mask_kind", "none"};
+    GeneratorParam<std::string> path{"path", "explicit"};  // explicit | fused
 
     Input<Buffer<float, 4>> logits{"logits"};  // (s, t, n, b)
     Input<Buffer<uint8_t, 4>> mask{"mask"};    // (s, t, n|1, b|1), non-zero = may attend
@@ -136,7 +138,7 @@ public:
         MaskKind kind = parse_mask_kind(mask_kind);
         allowed_ = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
         sm_ = masked_softmax(logits, allowed_, kind, logits.dim(0).extent(),
-                             AttentionPath::explicit_scores);
+                             parse_attention_path(path));
         Var s("s"), t("t"), n("n"), b("b");
         probs(s, t, n, b) = sm_.probs(s, t, n, b);
 

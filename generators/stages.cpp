@@ -25,6 +25,12 @@ MaskKind parse_mask_kind(const std::string &name) {
     throw std::invalid_argument("unknown mask kind '" + name + "' (none, causal, dense)");
 }
 
+AttentionPath parse_attention_path(const std::string &name) {
+    if (name == "fused") return AttentionPath::fused;
+    if (name == "explicit") return AttentionPath::explicit_scores;
+    throw std::invalid_argument("unknown attention path '" + name + "' (fused, explicit)");
+}
+
 Projection project(const Func &in, const Expr &in_features, const Func &packed_w, const Func &bias,
                    bool use_bias, int row_dims, const std::string &name) {
     Var j("j");

@@ -44,6 +44,7 @@ enum class AttentionPath {
 };
 
 MaskKind parse_mask_kind(const std::string &name);
+AttentionPath parse_attention_path(const std::string &name);  // "fused" | "explicit"
 
 // out(j, rows...) = bias(j) + sum_e in(e, rows...) * w(j % P, e, j / P)
 // `in` has the feature index first; `w` is a packed kernel (see kPanelWidth).

@@ -56,7 +56,7 @@ struct Harness {
         for (Tensor &t : weights) {
             if (t.shape.size() <= 2 && c.use_bias) t.data = random_floats(count(t.shape), ++s);
         }
-        layer.set_weights(keras_weights_from(weights, c.use_bias));
+        layer.set_weights(keras_weights_from(weights, c.use_bias, c.use_gate));
     }
 
     reference::Layer reference_layer() const {
@@ -64,18 +64,22 @@ struct Harness {
         l.num_heads = config.num_heads;
         l.key_dim = config.key_dim;
         l.value_dim = config.value_dim ? config.value_dim : config.key_dim;
-        const size_t step = config.use_bias ? 2 : 1;
-        l.output_shape.assign(weights[3 * step].shape.begin() + 2, weights[3 * step].shape.end());
-        l.weights.query_kernel = weights[0].data;
-        l.weights.key_kernel = weights[step].data;
-        l.weights.value_kernel = weights[2 * step].data;
-        l.weights.output_kernel = weights[3 * step].data;
-        if (config.use_bias) {
-            l.weights.query_bias = weights[1].data;
-            l.weights.key_bias = weights[3].data;
-            l.weights.value_bias = weights[5].data;
-            l.weights.output_bias = weights[7].data;
-        }
+        l.use_gate = config.use_gate;
+        l.sliding_window = config.sliding_window;
+        // get_weights() order: query, key, [gate], value, output.
+        size_t i = 0;
+        auto take = [&](std::vector<float> &kernel, std::vector<float> &bias) {
+            kernel = weights[i++].data;
+            if (config.use_bias) bias = weights[i++].data;
+        };
+        auto &w = l.weights;
+        take(w.query_kernel, w.query_bias);
+        take(w.key_kernel, w.key_bias);
+        if (config.use_gate) take(w.gate_kernel, w.gate_bias);
+        take(w.value_kernel, w.value_bias);
+        const Shape &wo = weights[i].shape;
+        take(w.output_kernel, w.output_bias);
+        l.output_shape.assign(wo.begin() + 2, wo.end());
         return l;
     }
 };
@@ -395,6 +399,55 @@ TEST(Arguments, ValueDimKeyFeaturesNoBiasAndTupleOutput) {
     CallOptions o;
     o.key = &key;
     EXPECT_EQ(h.layer.call(in.query.view(), in.value.view(), o).output.shape, (Shape{2, 5, 2, 5}));
+}
+
+TEST(Arguments, SlidingWindowAloneAndWithCausal) {
+    LayerConfig c = config(2, 4);
+    c.sliding_window = 3;
+    Harness h(c, 16, 16);
+    for (Shape v : {Shape{2, 8, 16}, Shape{2, 5, 16}}) {  // T == S and T > S
+        Inputs in({2, 8, 16}, v);
+        for (bool causal : {false, true}) {
+            for (bool scores : {false, true}) {
+                CallOptions o;
+                o.use_causal_mask = causal;
+                o.return_attention_scores = scores;
+                reference::Call rc = in.call();
+                rc.causal = causal;
+                SCOPED_TRACE(shape_to_string(v) + (causal ? " causal" : "") +
+                             (scores ? " scores" : ""));
+                check(h, in, o, rc,
+                      scores ? reference::Path::explicit_scores : reference::Path::fused);
+            }
+        }
+    }
+}
+
+TEST(Arguments, GateOnBothPaths) {
+    LayerConfig c = config(2, 4);
+    c.value_dim = 6;
+    c.use_gate = true;
+    Harness h(c, 16, 12);
+    Inputs in({2, 5, 16}, {2, 7, 12});
+    std::vector<uint8_t> m = random_mask(2 * 5 * 7, 2);
+    m[7 * 2] = m[7 * 2 + 1] = m[7 * 2 + 2] = m[7 * 2 + 3] = m[7 * 2 + 4] = m[7 * 2 + 5] =
+        m[7 * 2 + 6] = 0;  // a fully masked row: the paths differ there
+    MaskView mv{m.data(), {2, 5, 7}};
+    reference::Call rc = in.call();
+    rc.attention_mask = m.data();
+    rc.attention_mask_shape = {2, 5, 7};
+    for (bool scores : {false, true}) {
+        CallOptions o;
+        o.attention_mask = &mv;
+        o.return_attention_scores = scores;
+        check(h, in, o, rc, scores ? reference::Path::explicit_scores : reference::Path::fused);
+        EXPECT_EQ(h.layer.last_selection().path, Path::staged);
+        EXPECT_EQ(h.layer.last_selection().keras_path,
+                  scores ? KerasPath::explicit_scores : KerasPath::fused);
+    }
+    // get_weights() order with the gate: Q, K, G, V, O.
+    EXPECT_EQ(h.weights[4].shape, (Shape{16, 2, 6}));
+    EXPECT_EQ(h.weights[6].shape, (Shape{12, 2, 6}));
 }
 
 TEST(Arguments, KeyOmittedUsesValueThroughTheKeyProjection) {

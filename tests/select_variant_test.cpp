@@ -34,7 +34,7 @@ TEST(SelectVariant, FallsBackToGenericForOtherSizes) {
 
 TEST(SelectVariant, ScoresTakeTheStagedPath) {
     Problem p = bert_problem();
-    p.explicit_path = true;
+    p.keras_path = KerasPath::explicit_scores;
     p.mask = MaskKind::dense;
     Selection s = select_variant(kernel_sets::default_set(), p);
     EXPECT_EQ(s.path, Path::staged);

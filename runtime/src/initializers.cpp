@@ -13,24 +13,26 @@ int64_t product(const Shape &s) {
 }
 }  // namespace
 
-KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias) {
-    const size_t expected = use_bias ? 8 : 4;
+KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias, bool use_gate) {
+    const size_t per = use_bias ? 2 : 1;
+    const size_t expected = per * (use_gate ? 5 : 4);
     if (w.size() != expected) {
         throw Error("expected " + std::to_string(expected) + " weight arrays (use_bias=" +
-                    (use_bias ? "True" : "False") + "), got " + std::to_string(w.size()));
+                    (use_bias ? "True" : "False") + ", use_gate=" + (use_gate ? "True" : "False") +
+                    "), got " + std::to_string(w.size()));
     }
+    // Keras builds query, key, [gate], value, output; kernel before bias.
     KerasWeights k;
-    const size_t step = use_bias ? 2 : 1;
-    k.query_kernel = w[0].view();
-    k.key_kernel = w[step].view();
-    k.value_kernel = w[2 * step].view();
-    k.output_kernel = w[3 * step].view();
-    if (use_bias) {
-        k.query_bias = w[1].view();
-        k.key_bias = w[3].view();
-        k.value_bias = w[5].view();
-        k.output_bias = w[7].view();
-    }
+    size_t i = 0;
+    auto take = [&](TensorView &kernel, TensorView &bias) {
+        kernel = w[i++].view();
+        if (use_bias) bias = w[i++].view();
+    };
+    take(k.query_kernel, k.query_bias);
+    take(k.key_kernel, k.key_bias);
+    if (use_gate) take(k.gate_kernel, k.gate_bias);
+    take(k.value_kernel, k.value_bias);
+    take(k.output_kernel, k.output_bias);
     return k;
 }
 
@@ -63,6 +65,7 @@ std::vector<Tensor> initialize_weights(const LayerConfig &config, int64_t query_
     };
     add(kernel({query_features, n, h}, query_features, n * h), {n, h});
     add(kernel({key_features, n, h}, key_features, n * h), {n, h});
+    if (config.use_gate) add(kernel({query_features, n, hv}, query_features, n * hv), {n, hv});
     add(kernel({value_features, n, hv}, value_features, n * hv), {n, hv});
     add(kernel(wo, n * hv, product(out)), out);
     return w;

@@ -49,18 +49,20 @@ void require_padding_mask(const char *name, const MaskView &m, const Shape &expe
 
 MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,
                     const Shape &value, const Shape &scores_shape, int num_heads,
-                    std::vector<uint8_t> &storage) {
+                    int sliding_window, std::vector<uint8_t> &storage) {
     MaskPlan plan;
     const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
     const int attention_rank = static_cast<int>(axes.attention_axes.size());
     const bool causal = options.use_causal_mask;
-    if (causal && !(axes.attention_axes.size() == 1 && axes.attention_axes[0] == 1)) {
-        // Keras builds the causal mask from axis-1 lengths: it is only
-        // meaningful when attention runs over axis 1.
-        throw Error(
-            "use_causal_mask needs attention over axis 1 alone, as in Keras; "
-            "attention_axes resolve to other axes for query shape " +
-            shape_to_string(query));
+    const int64_t window = sliding_window;
+    const bool on_axis_one = axes.attention_axes.size() == 1 && axes.attention_axes[0] == 1;
+    if ((causal || window > 0) && !on_axis_one) {
+        // Keras builds the causal and sliding-window masks from axis-1
+        // lengths: they are only meaningful when attention runs over axis 1.
+        throw Error(std::string(causal ? "use_causal_mask" : "sliding_window") +
+                    " needs attention over axis 1 alone, as in Keras; attention_axes resolve "
+                    "to other axes for query shape " +
+                    shape_to_string(query));
     }
     const MaskView *qm = options.query_mask, *vm = options.value_mask, *km = options.key_mask;
     if (qm) require_padding_mask("query_mask", *qm, {query[0], query[1]}, axes);
@@ -73,7 +75,8 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
         require_mask_data("attention_mask", *am);
         aligned = align_to_scores(*am, scores_shape, attention_rank);
     }
-    if (!am && !qm && !vm && !km) {
+    const bool banded = causal || window > 0;  // patterns over (t, s) from axis 1
+    if (!am && !qm && !vm && !km && window == 0) {
         plan.kind = causal ? MaskKind::causal : MaskKind::none;
         return plan;
     }
@@ -84,7 +87,7 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     const size_t head_axis = nb;
     const int64_t heads = (am && aligned[head_axis] != 1) ? num_heads : 1;
 
-    if (am && !qm && !vm && !km && !causal) {
+    if (am && !qm && !vm && !km && !banded) {
         // Zero copy when only the head and whole-batch axes broadcast.
         bool batch_full = true, batch_one = true, positions_full = true;
         for (size_t i = 0; i < nb; i++) {
@@ -123,12 +126,14 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     std::vector<int64_t> idx(rank, 0);
     int64_t src = 0;
     for (int64_t i = 0; i < total; i++) {
-        // With padding masks or causal the inputs are 3-D: dims = [B, h, T, S].
+        // Padding masks need 3-D inputs and the band patterns a single
+        // attention axis, so (b, t, s) are the first and last two indices.
         bool ok = !am || am->data[src] != 0;
-        if (qm || vm || km || causal) {
+        if (qm || vm || km || banded) {
             const int64_t b = idx[0], t = idx[rank - 2], s = idx[rank - 1];
             ok = ok && (!qm || qm->data[b * T + t] != 0) && (!vm || vm->data[b * S + s] != 0) &&
-                 (!km || km->data[b * S + s] != 0) && (!causal || s <= t);
+                 (!km || km->data[b * S + s] != 0) && (!causal || s <= t) &&
+                 (window == 0 || (t > s ? t - s : s - t) < window);
         }
         storage[static_cast<size_t>(i)] = ok ? 1 : 0;
         for (int k = static_cast<int>(rank) - 1; k >= 0; k--) {

@@ -21,8 +21,9 @@ struct MaskPlan {
 // Validates the masks in `options` against the call's shapes and combines
 // them. `scores_shape` is Keras's scores shape for the call. Uses `storage`
 // (grown, never shrunk) when the combination must be materialized.
+// `sliding_window` > 0 adds Keras's |i - j| < w band (3.15+).
 MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,
                     const Shape &value, const Shape &scores_shape, int num_heads,
-                    std::vector<uint8_t> &storage);
+                    int sliding_window, std::vector<uint8_t> &storage);
 
 }  // namespace mhac::detail

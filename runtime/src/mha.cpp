@@ -91,15 +91,15 @@ struct MultiHeadAttention::Impl {
 
     int64_t eq = 0, ek = 0, ev = 0, out_features = 0;
     Shape out_tail;  // output_shape, resolved
-    detail::PackedKernel wq, wk, wv, wo;
-    std::vector<float> bq, bk, bv, bo;  // zeros when use_bias is false
+    detail::PackedKernel wq, wk, wv, wo, wg;
+    std::vector<float> bq, bk, bv, bo, bg;  // zeros when use_bias is false
 
     // Dropout RNG state: Keras's SeedGenerator [seed, counter].
     uint64_t seed = 0;
     uint64_t dropout_calls = 0;
 
     // Per-call scratch, grown to the largest call seen and then reused.
-    std::vector<float> q, k, v, logits, probs, dropped, context;
+    std::vector<float> q, k, v, logits, probs, dropped, context, gate;
     std::vector<float> query_rows, key_rows, value_rows, output_rows;
     std::vector<uint8_t> mask;
     Selection last;
@@ -143,6 +143,10 @@ MultiHeadAttention::MultiHeadAttention(const LayerConfig &config, const KernelSe
     if (!(c.dropout >= 0.0f && c.dropout <= 1.0f)) {
         fail("dropout must be in [0, 1], got " + std::to_string(c.dropout));
     }
+    if (c.sliding_window < 0) {
+        fail("sliding_window must be a positive int (or 0 for None), got " +
+             std::to_string(c.sliding_window));
+    }
     impl_->config = c;
     impl_->kernels = &kernels;
     impl_->seed = c.seed ? *c.seed : fresh_seed();
@@ -176,7 +180,9 @@ void MultiHeadAttention::set_weights(const KerasWeights &w) {
     Shape wo_shape{n, hv};
     wo_shape.insert(wo_shape.end(), tail.begin(), tail.end());
     require_shape("output_kernel", w.output_kernel, wo_shape);
+    if (m.config.use_gate) require_shape("gate_kernel", w.gate_kernel, {eq, n, hv});
     if (m.config.use_bias) {
+        if (m.config.use_gate) require_shape("gate_bias", w.gate_bias, {n, hv});
         require_shape("query_bias", w.query_bias, {n, h});
         require_shape("key_bias", w.key_bias, {n, h});
         require_shape("value_bias", w.value_bias, {n, hv});
@@ -196,6 +202,10 @@ void MultiHeadAttention::set_weights(const KerasWeights &w) {
     m.bk = bias_or_zeros(w.key_bias, m.config.use_bias, n * h);
     m.bv = bias_or_zeros(w.value_bias, m.config.use_bias, n * hv);
     m.bo = bias_or_zeros(w.output_bias, m.config.use_bias, o);
+    if (m.config.use_gate) {
+        m.wg = detail::pack_kernel(w.gate_kernel.data, eq, n * hv);
+        m.bg = bias_or_zeros(w.gate_bias, m.config.use_bias, n * hv);
+    }
     m.has_weights = true;
 }
 
@@ -272,8 +282,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
     const int64_t N = m.heads(), H = m.key_dim(), Hv = m.value_dim(), O = m.out_features;
     const Shape scores_shape = m.scores_shape(axes, query.shape, value.shape);
-    const detail::MaskPlan masks = detail::plan_masks(options, axes, query.shape, value.shape,
-                                                      scores_shape, m.heads(), m.mask);
+    const detail::MaskPlan masks =
+        detail::plan_masks(options, axes, query.shape, value.shape, scores_shape, m.heads(),
+                           m.config.sliding_window, m.mask);
     const bool dropout = options.training && m.config.dropout > 0.0f;
 
     Problem p;
@@ -289,7 +300,10 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     p.output_features = O;
     p.use_bias = m.config.use_bias;
     p.mask = masks.kind;
-    p.explicit_path = options.return_attention_scores || m.config.dropout > 0.0f || axes.rank != 3;
+    const bool explicit_path =
+        options.return_attention_scores || m.config.dropout > 0.0f || axes.rank != 3;
+    p.keras_path = explicit_path ? KerasPath::explicit_scores : KerasPath::fused;
+    p.needs_stages = m.config.use_gate;
 
     m.last = select_variant(*m.kernels, p, options.force_config);
     const ConfigKernels &cfg = *m.last.config;
@@ -376,10 +390,13 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         auto q_b = dense<float, 4>(qs, {B, T, N, H});
         auto k_b = dense<float, 4>(ks, {B, S, N, H});
         auto l_b = dense<float, 4>(ls, {B, N, T, S});
-        invoke(cfg.scores.name, shapes, cfg.scores.fn, q_b.get(), k_b.get(), scale, l_b.get());
+        const auto &scores_kernel = cfg.scores[static_cast<int>(p.keras_path)];
+        invoke(scores_kernel.name, shapes, scores_kernel.fn, q_b.get(), k_b.get(), scale,
+               l_b.get());
 
         auto p_b = dense<float, 4>(ps, {B, N, T, S});
-        const auto &softmax = m.kernels->softmax.by_mask[static_cast<int>(p.mask)];
+        const auto &softmax = m.kernels->softmax.by_path_mask[static_cast<int>(p.keras_path)]
+                                                             [static_cast<int>(p.mask)];
         invoke(softmax.name, shapes, softmax.fn, l_b.get(), mask_buf->get(), p_b.get());
 
         // Returned scores are the probabilities before dropout (Keras).
@@ -394,6 +411,16 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         auto v_b = dense<float, 4>(vs, {B, S, N, Hv});
         auto c_b = dense<float, 4>(cs, {B, T, N, Hv});
         invoke(cfg.combine.name, shapes, cfg.combine.fn, pd_b.get(), v_b.get(), c_b.get());
+
+        if (m.config.use_gate) {
+            // Keras 3.14+: context *= sigmoid(query . Wg + bg) before the
+            // output projection.
+            float *gs = scratch(m.gate, B * T * N * Hv);
+            project(kGateProjection, q_rows, B * T, m.eq, m.wg, m.bg, gs);
+            for (int64_t i = 0; i < B * T * N * Hv; i++) {
+                cs[i] *= 1.0f / (1.0f + std::exp(-gs[i]));
+            }
+        }
 
         project(kOutputProjection, cs, B * T, N * Hv, m.wo, m.bo, out_rows);
     }

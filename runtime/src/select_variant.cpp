@@ -7,6 +7,10 @@
 
 namespace mhac {
 
+const char *keras_path_name(KerasPath path) {
+    return path == KerasPath::fused ? "keras-fused" : "keras-explicit";
+}
+
 const char *mask_kind_name(MaskKind kind) {
     switch (kind) {
     case MaskKind::none: return "none";
@@ -54,15 +58,15 @@ std::string unusable(const ConfigKernels &config, const Problem &problem, Path p
 std::string Selection::describe() const {
     std::ostringstream s;
     s << (config ? config->name : "?") << "/" << (path == Path::fused ? "fused" : "staged") << "/"
-      << mask_kind_name(mask);
+      << mask_kind_name(mask) << "/" << keras_path_name(keras_path);
     if (config) {
         s << " (";
         if (path == Path::fused) {
             s << config->fused[static_cast<int>(mask)].name;
         } else {
-            s << config->projection[kQueryProjection].name << ", " << config->scores.name
-              << ", softmax, " << config->combine.name << ", "
-              << config->projection[kOutputProjection].name;
+            s << config->projection[kQueryProjection].name << ", "
+              << config->scores[static_cast<int>(keras_path)].name << ", softmax, "
+              << config->combine.name << ", " << config->projection[kOutputProjection].name;
         }
         s << ")";
     }
@@ -75,7 +79,10 @@ Selection select_variant(const KernelSet &kernels, const Problem &problem,
     sel.mask = problem.mask;
     // Keras takes its explicit einsum path whenever the probabilities are
     // observable (returned, or dropped out in training); else the fused one.
-    sel.path = problem.explicit_path ? Path::staged : Path::fused;
+    sel.keras_path = problem.keras_path;
+    sel.path = problem.keras_path == KerasPath::explicit_scores || problem.needs_stages
+                   ? Path::staged
+                   : Path::fused;
 
     const ConfigKernels *generic = nullptr;
     for (size_t i = 0; i < kernels.num_configs; i++) {

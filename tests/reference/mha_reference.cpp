@@ -113,14 +113,17 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
             allowed[flat++] &= call.attention_mask[src] != 0;
         });
     }
-    if (call.query_mask || call.value_mask || call.key_mask || call.causal) {
-        // These assume [B, T, E] inputs (3-D) or, for causal, attention over axis 1.
+    const int64_t window = layer.sliding_window;
+    if (call.query_mask || call.value_mask || call.key_mask || call.causal || window > 0) {
+        // These assume [B, T, E] inputs (3-D) or, for causal and the sliding
+        // window, attention over axis 1.
         int64_t flat = 0;
         for_each_index(r.scores_shape, [&](const Shape &idx) {
             int64_t b = idx[0], t = idx[sr - 2], s = idx[sr - 1];
             bool ok = (!call.query_mask || call.query_mask[b * qs[1] + t]) &&
                       (!call.value_mask || call.value_mask[b * vs[1] + s]) &&
-                      (!call.key_mask || call.key_mask[b * vs[1] + s]) && (!call.causal || s <= t);
+                      (!call.key_mask || call.key_mask[b * vs[1] + s]) &&
+                      (!call.causal || s <= t) && (window == 0 || std::abs(t - s) < window);
             allowed[flat++] &= ok ? 1 : 0;
         });
     }
@@ -194,6 +197,12 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
                     ctx[(qp * N + n) * Hv + g] = acc;
                 }
             }
+    }
+
+    // use_gate: context *= sigmoid(query . Wg + bg), per position, head, channel.
+    if (layer.use_gate) {
+        std::vector<double> G = einsum_dense(call.query, q_pos, Eq, w.gate_kernel, w.gate_bias, N * Hv);
+        for (size_t i = 0; i < ctx.size(); i++) ctx[i] *= 1.0 / (1.0 + std::exp(-G[i]));
     }
 
     // Output projection over (n, g), bias over O...

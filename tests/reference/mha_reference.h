@@ -27,12 +27,15 @@ struct Weights {
     std::vector<float> key_kernel, key_bias;        // [Ek, N, H], [N, H]
     std::vector<float> value_kernel, value_bias;    // [Ev, N, Hv], [N, Hv]
     std::vector<float> output_kernel, output_bias;  // [N, Hv, O...], [O...]
+    std::vector<float> gate_kernel, gate_bias;      // use_gate: [Eq, N, Hv], [N, Hv]
 };
 
 struct Layer {
     int64_t num_heads, key_dim, value_dim;
     Shape output_shape;  // resolved O... (Keras's default: the query's last dim)
     Weights weights;
+    bool use_gate = false;
+    int64_t sliding_window = 0;  // 0: none
 };
 
 struct Call {

@@ -107,9 +107,12 @@ int variants() {
             if (c.fused[m]) std::printf("    %s\n", c.fused[m].name);
         }
         for (const auto &p : c.projection) std::printf("    %s\n", p.name);
-        std::printf("    %s\n    %s\n", c.scores.name, c.combine.name);
+        for (const auto &k : c.scores) std::printf("    %s\n", k.name);
+        std::printf("    %s\n", c.combine.name);
     }
-    for (const auto &s : set.softmax.by_mask) std::printf("shared: %s\n", s.name);
+    for (const auto &by_mask : set.softmax.by_path_mask) {
+        for (const auto &k : by_mask) std::printf("shared: %s\n", k.name);
+    }
     return 0;
 }
 

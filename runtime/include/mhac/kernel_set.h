@@ -14,6 +14,15 @@ enum class MaskKind : int { none = 0, causal = 1, dense = 2 };
 constexpr int kMaskKinds = 3;
 const char *mask_kind_name(MaskKind kind);
 
+// Whose numbers a kernel reproduces: Keras 3.15 computes attention on two
+// paths that differ in scale placement and masked rows (spec section 2.1).
+enum class KerasPath : int {
+    fused = 0,            // ops.dot_product_attention
+    explicit_scores = 1,  // einsum + Softmax layer
+};
+constexpr int kKerasPaths = 2;
+const char *keras_path_name(KerasPath path);
+
 // Halide-generated entry points (buffers in Halide order: dim 0 innermost).
 using ProjectionFn = int (*)(halide_buffer_t *input, halide_buffer_t *packed_kernel,
                              halide_buffer_t *bias, halide_buffer_t *output);
@@ -47,21 +56,28 @@ struct ConfigSizes {
     bool use_bias;
 };
 
-enum ProjectionSlot { kQueryProjection = 0, kKeyProjection, kValueProjection, kOutputProjection };
+enum ProjectionSlot {
+    kQueryProjection = 0,
+    kKeyProjection,
+    kValueProjection,
+    kOutputProjection,
+    kGateProjection,  // use_gate: query features -> N * value_dim
+    kProjectionSlots
+};
 
 struct ConfigKernels {
     const char *name;  // "generic" or the row's name in the table
     ConfigSizes sizes;
     NamedKernel<FusedFn> fused[kMaskKinds];   // by MaskKind
-    NamedKernel<ProjectionFn> projection[4];  // by ProjectionSlot
-    NamedKernel<ScoresFn> scores;
+    NamedKernel<ProjectionFn> projection[kProjectionSlots];
+    NamedKernel<ScoresFn> scores[kKerasPaths];
     NamedKernel<CombineFn> combine;
 
     bool is_generic() const { return sizes.num_heads == 0; }
 };
 
 struct SoftmaxKernels {
-    NamedKernel<SoftmaxFn> by_mask[kMaskKinds];
+    NamedKernel<SoftmaxFn> by_path_mask[kKerasPaths][kMaskKinds];
 };
 
 struct KernelSet {

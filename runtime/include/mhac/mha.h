@@ -56,17 +56,21 @@ struct LayerConfig {
     Shape output_shape;               // empty: the query's last dim (Keras's None)
     std::vector<int> attention_axes;  // empty: Keras's default; negatives count from the input rank
     float dropout = 0.0f;
+    int sliding_window = 0;  // 0: none (Keras's None); w: key j visible from query i iff |i-j| < w
+    bool use_gate = false;   // Keras 3.14+: sigmoid gate on the attention output
     // Seed of the dropout RNG (Keras's `seed`); unset: drawn at construction.
     std::optional<uint64_t> seed;
 };
 
-// Weights in Keras layout, in layer.get_weights() order. Biases are ignored
-// (and may be empty) when use_bias is false.
+// Weights in Keras layout (layer.get_weights() order: query, key, [gate],
+// value, output). Biases are ignored (and may be empty) when use_bias is
+// false; the gate only with use_gate.
 struct KerasWeights {
     TensorView query_kernel, query_bias;
     TensorView key_kernel, key_bias;
     TensorView value_kernel, value_bias;
     TensorView output_kernel, output_bias;
+    TensorView gate_kernel, gate_bias;  // [Eq, N, Hv], [N, Hv]
 };
 
 struct CallOptions {
@@ -93,9 +97,11 @@ struct CallResult {
     Tensor scores;  // [B, N, T, S] when return_attention_scores, else empty
 };
 
-// Keras's get_weights() order (kernel, bias per projection; no biases when
-// use_bias is false) to the runtime's weight views. Views point into `w`.
-KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias);
+// Keras's get_weights() order (query, key, [gate], value, output; kernel
+// before bias; no biases when use_bias is false) to the runtime's weight
+// views. Views point into `w`.
+KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias,
+                                bool use_gate = false);
 
 // A fresh layer's weights, as Keras 3.15 initializes them: glorot_uniform
 // kernels (fan_in = contracted axes, fan_out = output axes) and zero biases,
@@ -114,7 +120,10 @@ struct Problem {
     MaskKind mask = MaskKind::none;
     // Keras takes its explicit einsum path when scores are returned, the
     // layer has a dropout rate, or the inputs are not 3-D (spec 2.1).
-    bool explicit_path = false;
+    KerasPath keras_path = KerasPath::fused;
+    // A step the fused kernel does not have (the gate) needs the staged
+    // kernels even on Keras's fused path.
+    bool needs_stages = false;
 };
 
 enum class Path {
@@ -125,6 +134,7 @@ enum class Path {
 struct Selection {
     const ConfigKernels *config = nullptr;
     Path path = Path::fused;
+    KerasPath keras_path = KerasPath::fused;
     MaskKind mask = MaskKind::none;
     std::string reason;  // why this one, for MHAC_LOG=1 and `mhac demo`
     std::string describe() const;
