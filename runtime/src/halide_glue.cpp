@@ -1,5 +1,7 @@
 #include "halide_glue.h"
 
+#include "isa.h"
+
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -84,6 +86,7 @@ void install_halide_hooks() {
         halide_set_error_handler(record_error);
         halide_set_custom_malloc(pool_malloc);
         halide_set_custom_free(pool_free);
+        install_isa_override();
     });
 }
 

@@ -143,6 +143,10 @@ MultiHeadAttention::MultiHeadAttention(const LayerConfig &config, const KernelSe
     if (!(c.dropout >= 0.0f && c.dropout <= 1.0f)) {
         fail("dropout must be in [0, 1], got " + std::to_string(c.dropout));
     }
+    if (c.flash_attention && c.dropout > 0.0f) {
+        fail("Dropout is not supported when flash attention is enabled. Received: dropout=" +
+             std::to_string(c.dropout) + " with flash_attention=True");
+    }
     if (c.sliding_window < 0) {
         fail("sliding_window must be a positive int (or 0 for None), got " +
              std::to_string(c.sliding_window));
@@ -276,6 +280,10 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     const detail::AxesPlan axes = m.plan(query, value, options.key);
     const TensorView &key = options.key ? *options.key : value;
     if (!output) fail("output pointer is null");
+    if (options.return_attention_scores && m.config.flash_attention) {
+        fail("Returning attention scores is not supported when flash attention is enabled "
+             "(flash_attention=True).");
+    }
     if (options.return_attention_scores && !scores) {
         fail("return_attention_scores is set but the scores pointer is null");
     }
@@ -307,8 +315,6 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
 
     m.last = select_variant(*m.kernels, p, options.force_config);
     const ConfigKernels &cfg = *m.last.config;
-    if (m.log)
-        std::fprintf(stderr, "[mhac] %s: %s\n", m.last.reason.c_str(), m.last.describe().c_str());
 
     // ---- Inputs as [B, T|S, E] rows (a copy only for interleaved axes).
     const float *q_rows = query.data, *k_rows = key.data, *v_rows = value.data;
@@ -426,6 +432,10 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     }
     if (axes.needs_transpose) {
         detail::scatter_rows(out_rows, m.output_shape(query.shape), O, axes, output);
+    }
+    if (m.log) {
+        std::fprintf(stderr, "[mhac] %s on %s (MHAC_ISA=%s): %s\n", m.last.describe().c_str(),
+                     isa_level_in_use().c_str(), forced_isa_level().c_str(), m.last.reason.c_str());
     }
 }
 

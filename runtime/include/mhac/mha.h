@@ -58,6 +58,9 @@ struct LayerConfig {
     float dropout = 0.0f;
     int sliding_window = 0;  // 0: none (Keras's None); w: key j visible from query i iff |i-j| < w
     bool use_gate = false;   // Keras 3.14+: sigmoid gate on the attention output
+    // Keras's flash_attention: true refuses dropout and returned scores, as
+    // Keras does; mhac's fused kernel serves it (unset/false: automatic).
+    bool flash_attention = false;
     // Seed of the dropout RNG (Keras's `seed`); unset: drawn at construction.
     std::optional<uint64_t> seed;
 };
@@ -145,6 +148,13 @@ struct Selection {
 // configuration; an unusable forced choice is an Error, not a fallback.
 Selection select_variant(const KernelSet &kernels, const Problem &problem,
                          const std::string &force_config = {});
+
+// x86 ISA levels. Kernels are compiled for avx512 / avx2 / sse41 behind one
+// symbol and Halide picks the best the CPU runs; MHAC_ISA=avx2 (etc.) caps the
+// choice for the whole process (read once, before the first kernel runs).
+std::string forced_isa_level();  // "auto" unless MHAC_ISA is set
+std::string isa_level_in_use();  // the level of the last kernel dispatched
+bool cpu_supports_isa_level(const std::string &level);
 
 class MultiHeadAttention {
 public:
