@@ -1,14 +1,20 @@
-# Fails when BINARY depends on libHalide or LLVM (dynamic) or carries the
-# Halide compiler's symbols (static).
-execute_process(COMMAND ldd ${BINARY} OUTPUT_VARIABLE deps RESULT_VARIABLE rc)
+# Fails when BINARY needs libHalide or LLVM (dynamic section) or carries the
+# Halide compiler's symbols (static). Uses readelf/nm of the binary's own
+# architecture, so cross builds are checked too.
+execute_process(COMMAND ${READELF} -d ${BINARY} OUTPUT_VARIABLE deps RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "ldd ${BINARY} failed")
+  message(FATAL_ERROR "${READELF} -d ${BINARY} failed")
 endif()
-if(deps MATCHES "[Hh]alide|LLVM|llvm")
-  message(FATAL_ERROR "${BINARY} links the Halide compiler or LLVM:\n${deps}")
+string(REGEX MATCHALL "NEEDED[^\n]*" needed "${deps}")
+string(REPLACE ";" "\n" needed "${needed}")
+if(needed MATCHES "[Hh]alide|LLVM|llvm")
+  message(FATAL_ERROR "${BINARY} links the Halide compiler or LLVM:\n${needed}")
 endif()
-execute_process(COMMAND nm -C ${BINARY} OUTPUT_VARIABLE syms)
+execute_process(COMMAND ${NM} -C ${BINARY} OUTPUT_VARIABLE syms RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} ${BINARY} failed")
+endif()
 if(syms MATCHES "Halide::Internal::|llvm::")
   message(FATAL_ERROR "${BINARY} contains Halide compiler or LLVM symbols")
 endif()
-message(STATUS "${BINARY}: no libHalide, no LLVM\n${deps}")
+message(STATUS "${BINARY}: no libHalide, no LLVM. Needed libraries:\n${needed}")

@@ -1,13 +1,13 @@
 // The x86 ladder: CTest runs this binary once per ISA level with MHAC_ISA
 // set (tests/CMakeLists.txt). This test checks the level actually used; a
 // level the CPU cannot run skips the whole binary with the reason.
-#include "mhac/kernel_set_default_set.h"
-#include "mhac/mha.h"
-#include "random_layer.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+
+#include "mhac/kernel_set_default_set.h"
+#include "mhac/mha.h"
+#include "random_layer.h"
 
 namespace mhac::testing {
 namespace {

@@ -1,11 +1,11 @@
 #include "halide_glue.h"
 
-#include "isa.h"
-
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <vector>
+
+#include "isa.h"
 
 namespace mhac::detail {
 namespace {

@@ -1,11 +1,11 @@
 #include "isa.h"
 
-#include "HalideRuntime.h"
-#include "mhac/mha.h"
-
 #include <atomic>
 #include <cstdlib>
 #include <initializer_list>
+
+#include "HalideRuntime.h"
+#include "mhac/mha.h"
 
 namespace mhac {
 
@@ -91,7 +91,9 @@ std::string isa_level_in_use() {
     return name_of(Level::sse41);
 }
 
-std::string forced_isa_level() { return name_of(g_forced); }
+std::string forced_isa_level() {
+    return name_of(g_forced);
+}
 
 bool cpu_supports_isa_level(const std::string &level) {
     for (Level l : {Level::sse41, Level::avx2, Level::avx512}) {

@@ -281,8 +281,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     const TensorView &key = options.key ? *options.key : value;
     if (!output) fail("output pointer is null");
     if (options.return_attention_scores && m.config.flash_attention) {
-        fail("Returning attention scores is not supported when flash attention is enabled "
-             "(flash_attention=True).");
+        fail(
+            "Returning attention scores is not supported when flash attention is enabled "
+            "(flash_attention=True).");
     }
     if (options.return_attention_scores && !scores) {
         fail("return_attention_scores is set but the scores pointer is null");
@@ -401,8 +402,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
                l_b.get());
 
         auto p_b = dense<float, 4>(ps, {B, N, T, S});
-        const auto &softmax = m.kernels->softmax.by_path_mask[static_cast<int>(p.keras_path)]
-                                                             [static_cast<int>(p.mask)];
+        const auto &softmax =
+            m.kernels->softmax
+                .by_path_mask[static_cast<int>(p.keras_path)][static_cast<int>(p.mask)];
         invoke(softmax.name, shapes, softmax.fn, l_b.get(), mask_buf->get(), p_b.get());
 
         // Returned scores are the probabilities before dropout (Keras).

@@ -14,7 +14,9 @@
 #include "mhac/kernel_set_default_set.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
+#if MHAC_WITH_KERAS_IO
 #include "run_command.h"
+#endif
 
 namespace {
 
@@ -129,7 +131,9 @@ int main(int argc, char **argv) {
     std::string cmd = argv[1];
     try {
         if (cmd == "demo") return demo(argc - 2, argv + 2);
+#if MHAC_WITH_KERAS_IO
         if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
+#endif
         if (cmd == "variants") return variants();
     } catch (const mhac::Error &e) {
         std::fprintf(stderr, "mhac %s: error: %s\n", cmd.c_str(), e.what());

@@ -12,12 +12,14 @@ namespace mhac::io {
 
 // A MultiHeadAttention layer as stored by Keras: its constructor arguments
 // and its weights in layer.get_weights() order (kernel before bias, query,
-// key, value, output; biases absent when use_bias is false).
+// key, [gate,] value, output; biases absent when use_bias is false, the gate
+// present only with use_gate).
 struct LoadedLayer {
     std::string name;  // the layer's name in the file
     LayerConfig config;
     std::vector<Tensor> weights;  // get_weights() order
-    // build_config shapes when the file records them (empty otherwise).
+    // build_config shapes when the file records them (empty otherwise); a
+    // None (batch) dim is -1.
     Shape query_shape, value_shape, key_shape;
     std::string source;  // file (and dataset group) the weights came from
 
