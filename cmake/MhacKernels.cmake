@@ -1,7 +1,9 @@
 # mhac_add_kernel_set(): the one place a set of attention kernels is declared.
 #
 #   mhac_add_kernel_set(<name>
-#     TARGETS <halide target> ...        # multi-target ladder, baseline last
+#     TARGETS <halide target> ...        # multi-target ladder, baseline last;
+#                                        # or one CUDA target (x86-64-linux-cuda-cuda_capability_86)
+#     [RUNTIME <halide runtime target>]  # share one Halide runtime between sets
 #     CONFIGS "<row>" ...)               # one row per layer configuration
 #
 # A row is whitespace separated:
@@ -26,11 +28,12 @@ function(_mhac_kernel _set _lib _generator)
   # records it for the set.
   if(NOT TARGET ${_lib})
     get_property(_targets GLOBAL PROPERTY _mhac_${_set}_targets)
+    get_property(_runtime GLOBAL PROPERTY _mhac_${_set}_runtime)
     add_halide_library(${_lib} FROM mhac_generators
                        GENERATOR ${_generator}
                        FUNCTION_NAME ${_lib}
                        TARGETS ${_targets}
-                       USE_RUNTIME ${_set}_halide_runtime
+                       USE_RUNTIME ${_runtime}
                        PARAMS ${ARGN})
     set_property(GLOBAL APPEND PROPERTY _mhac_${_set}_libs ${_lib})
   endif()
@@ -49,21 +52,44 @@ function(_mhac_projection_name _out _in _features _bias)
 endfunction()
 
 function(mhac_add_kernel_set _set)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "TARGETS;CONFIGS")
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "RUNTIME" "TARGETS;CONFIGS")
   if(NOT ARG_TARGETS)
     message(FATAL_ERROR "mhac_add_kernel_set(${_set}): TARGETS is required")
   endif()
   set_property(GLOBAL PROPERTY _mhac_${_set}_targets ${ARG_TARGETS})
   list(GET ARG_TARGETS -1 _baseline)
   string(REGEX MATCH "^[a-z0-9]+-[0-9]+-[a-z]+" _triple "${_baseline}")
-  add_halide_runtime(${_set}_halide_runtime TARGETS ${_triple})
+  # Device of the set: Halide's multi-target dispatch checks CPU features only,
+  # so a CUDA set holds CUDA targets alone and the runtime picks the device.
+  set(MHAC_SET_DEVICE cpu)
+  set(MHAC_SET_CUDA_CAPABILITY 0)
+  if(_baseline MATCHES "-cuda")
+    set(MHAC_SET_DEVICE cuda)
+    if(_baseline MATCHES "cuda_capability_([0-9]+)")
+      set(MHAC_SET_CUDA_CAPABILITY ${CMAKE_MATCH_1})
+    else()
+      set(MHAC_SET_CUDA_CAPABILITY 20)
+    endif()
+  endif()
+  if(ARG_RUNTIME)
+    set(_runtime ${ARG_RUNTIME})
+  else()
+    set(_runtime ${_set}_halide_runtime)
+    add_halide_runtime(${_runtime} TARGETS ${_triple})
+  endif()
+  set_property(GLOBAL PROPERTY _mhac_${_set}_runtime ${_runtime})
+  # Kernel names carry the device so CPU and CUDA sets never share a library.
+  set(_sfx "")
+  if(MHAC_SET_DEVICE STREQUAL "cuda")
+    set(_sfx "__cuda${MHAC_SET_CUDA_CAPABILITY}")
+  endif()
 
   set(_includes "")
   set(_softmax_rows "")
   foreach(_path IN LISTS MHAC_KERAS_PATHS)
     string(APPEND _softmax_rows "    {")
     foreach(_mask IN LISTS MHAC_MASK_KINDS)
-      set(_lib mha_softmax_f32_${_mask}_${_path})
+      set(_lib mha_softmax_f32_${_mask}_${_path}${_sfx})
       _mhac_kernel(${_set} ${_lib} mhac_masked_softmax mask_kind=${_mask} path=${_path})
       string(APPEND _includes "#include \"${_lib}.h\"\n")
       string(APPEND _softmax_rows "{\"${_lib}\", ${_lib}}, ")
@@ -107,6 +133,7 @@ function(mhac_add_kernel_set _set)
       list(GET _p 0 _pin)
       list(GET _p 1 _pout)
       _mhac_projection_name(_lib ${_pin} ${_pout} ${_bias})
+      string(APPEND _lib "${_sfx}")
       _mhac_kernel(${_set} ${_lib} mhac_projection
                    in_features=${_pin} out_features=${_pout} use_bias=${_bias_flag})
       string(APPEND _includes "#include \"${_lib}.h\"\n")
@@ -114,14 +141,14 @@ function(mhac_add_kernel_set _set)
     endforeach()
     if(_heads EQUAL 0)
       set(_scores_stem mha_scores_f32_generic)
-      set(_combine mha_combine_f32_generic)
+      set(_combine mha_combine_f32_generic${_sfx})
     else()
       set(_scores_stem mha_scores_f32_n${_heads}_h${_kd})
-      set(_combine mha_combine_f32_n${_heads}_hv${_vd})
+      set(_combine mha_combine_f32_n${_heads}_hv${_vd}${_sfx})
     endif()
     set(_scores_entries "")
     foreach(_path IN LISTS MHAC_KERAS_PATHS)
-      set(_lib ${_scores_stem}_${_path})
+      set(_lib ${_scores_stem}_${_path}${_sfx})
       _mhac_kernel(${_set} ${_lib} mhac_scores num_heads=${_heads} key_dim=${_kd} path=${_path})
       string(APPEND _includes "#include \"${_lib}.h\"\n")
       string(APPEND _scores_entries "{\"${_lib}\", ${_lib}}, ")
@@ -133,7 +160,7 @@ function(mhac_add_kernel_set _set)
     set(_fused_entries "")
     foreach(_mask IN LISTS MHAC_MASK_KINDS)
       if(_mask IN_LIST _masks)
-        set(_lib mha_fused_f32_${_cfg}_${_mask})
+        set(_lib mha_fused_f32_${_cfg}_${_mask}${_sfx})
         _mhac_kernel(${_set} ${_lib} mhac_fused
                      num_heads=${_heads} key_dim=${_kd} value_dim=${_vd}
                      query_features=${_eq} key_features=${_ek} value_features=${_ev}
@@ -166,5 +193,5 @@ function(mhac_add_kernel_set _set)
   get_property(_libs GLOBAL PROPERTY _mhac_${_set}_libs)
   add_library(${_set} STATIC ${_gen_dir}/${_set}_registry.cpp)
   target_include_directories(${_set} PUBLIC $<BUILD_INTERFACE:${_gen_dir}>)
-  target_link_libraries(${_set} PUBLIC mhac::runtime ${_libs} ${_set}_halide_runtime)
+  target_link_libraries(${_set} PUBLIC mhac::runtime ${_libs} ${_runtime})
 endfunction()

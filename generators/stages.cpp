@@ -39,7 +39,7 @@ Projection project(const Func &in, const Expr &in_features, const Func &packed_w
     std::vector<Var> lhs{j};
     lhs.insert(lhs.end(), rows.begin(), rows.end());
 
-    Projection p{Func(name + "_acc"), Func(name), RDom(0, in_features, name + "_e")};
+    Projection p{Func(name + "_acc"), Func(name), RDom(0, in_features, name + "_e"), in};
     std::vector<Expr> in_args{p.r.x};
     in_args.insert(in_args.end(), rows.begin(), rows.end());
 

@@ -52,6 +52,7 @@ struct Projection {
     Func acc;  // (j, rows...): the reduction over input features
     Func out;  // (j, rows...): acc + bias
     RDom r;    // over the input features
+    Func in;   // the input, (e, rows...), for schedules that stage it
 };
 Projection project(const Func &in, const Expr &in_features, const Func &packed_w, const Func &bias,
                    bool use_bias, int row_dims, const std::string &name);

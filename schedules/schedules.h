@@ -47,10 +47,25 @@ struct FusedPipeline {
     int static_value_dim = 0;
 };
 
+// Entry points: pick the family for `target` (schedules.cpp).
 void schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
 void schedule_scores(ScoresPipeline &p, const Halide::Target &target);
 void schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
 void schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void schedule_fused(FusedPipeline &p, const Halide::Target &target);
+
+// CPU family (x86 ISA levels and arm-64): schedules/x86/cpu_schedules.cpp.
+void cpu_schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
+void cpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
+void cpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
+void cpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
+void cpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
+
+// CUDA family: schedules/cuda/gpu_schedules.cpp.
+void gpu_schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
+void gpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
+void gpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
+void gpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
+void gpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
 
 }  // namespace mhac::sched

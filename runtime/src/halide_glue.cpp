@@ -86,12 +86,23 @@ void install_halide_hooks() {
         halide_set_error_handler(record_error);
         halide_set_custom_malloc(pool_malloc);
         halide_set_custom_free(pool_free);
+        // Device buffers freed after each call go back to a cache, not the driver.
+        halide_reuse_device_allocations(nullptr, true);
         install_isa_override();
     });
 }
 
 void begin_kernel_call() {
     t_halide_error.clear();
+}
+
+void finish_device_call(const char *kernel, const std::string &shapes, int code,
+                        halide_buffer_t **buffers, int count) {
+    if (code == 0 && count > 0) code = halide_copy_to_host(nullptr, buffers[count - 1]);
+    for (int i = 0; i < count; i++) {
+        if (buffers[i]->device) halide_device_free(nullptr, buffers[i]);
+    }
+    if (code != 0) throw_kernel_error(kernel, shapes, code);
 }
 
 void throw_kernel_error(const char *kernel, const std::string &shapes, int code) {

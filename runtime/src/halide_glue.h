@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 
 #include "HalideRuntime.h"
 #include "mhac/mha.h"
@@ -79,6 +80,27 @@ void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args) 
     begin_kernel_call();
     int code = fn(args...);
     if (code != 0) throw_kernel_error(kernel, shapes, code);
+}
+
+// For a GPU kernel: inputs are host memory (marked host-dirty so Halide
+// uploads them), the output (the last buffer) is copied back, and every
+// device allocation is released to Halide's reuse cache before returning,
+// since the buffer descriptors do not outlive the call.
+void finish_device_call(const char *kernel, const std::string &shapes, int code,
+                        halide_buffer_t **buffers, int count);
+
+template <typename Fn, typename... Args>
+void invoke_on_device(const char *kernel, const std::string &shapes, Fn fn, Args... args) {
+    halide_buffer_t *buffers[sizeof...(Args)];
+    int count = 0;
+    auto collect = [&](auto a) {
+        if constexpr (std::is_same_v<decltype(a), halide_buffer_t *>) buffers[count++] = a;
+    };
+    (collect(args), ...);
+    for (int i = 0; i + 1 < count; i++) buffers[i]->flags |= halide_buffer_flag_host_dirty;
+    begin_kernel_call();
+    int code = fn(args...);
+    finish_device_call(kernel, shapes, code, buffers, count);
 }
 
 }  // namespace mhac::detail

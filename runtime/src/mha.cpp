@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "cuda_device.h"
 #include "dropout.h"
 #include "halide_glue.h"
 #include "layout.h"
@@ -86,6 +87,7 @@ uint64_t fresh_seed() {
 struct MultiHeadAttention::Impl {
     LayerConfig config;
     const KernelSet *kernels = nullptr;
+    std::vector<const KernelSet *> device_kernels;
     bool has_weights = false;
     bool log = false;
 
@@ -161,6 +163,58 @@ MultiHeadAttention::MultiHeadAttention(const LayerConfig &config, const KernelSe
 MultiHeadAttention::~MultiHeadAttention() = default;
 MultiHeadAttention::MultiHeadAttention(MultiHeadAttention &&) noexcept = default;
 MultiHeadAttention &MultiHeadAttention::operator=(MultiHeadAttention &&) noexcept = default;
+
+const char *device_name(Device device) {
+    switch (device) {
+    case Device::cpu: return "cpu";
+    case Device::cuda: return "cuda";
+    case Device::automatic: return "automatic";
+    }
+    return "?";
+}
+
+CudaDeviceInfo cuda_device_info() {
+    const detail::CudaDevice &d = detail::cuda_device();
+    return {d.usable, d.reason, d.name, d.capability};
+}
+
+void MultiHeadAttention::add_device_kernels(const KernelSet &kernels) {
+    if (std::string(kernels.device) == "cpu") {
+        fail(std::string("kernel set '") + kernels.name + "' is a CPU set, not a device set");
+    }
+    impl_->device_kernels.push_back(&kernels);
+}
+
+namespace {
+
+// The kernel set a call runs on: the CPU set, or the CUDA set with the
+// highest compute capability the device runs.
+const KernelSet &kernels_for(Device device, const KernelSet &cpu,
+                             const std::vector<const KernelSet *> &cuda_sets) {
+    if (device == Device::cpu) return cpu;
+    const detail::CudaDevice &gpu = detail::cuda_device();
+    const KernelSet *best = nullptr;
+    std::string compiled;
+    for (const KernelSet *k : cuda_sets) {
+        compiled += (compiled.empty() ? "" : ", ") + std::to_string(k->cuda_capability);
+        if (gpu.usable && k->cuda_capability <= gpu.capability &&
+            (!best || k->cuda_capability > best->cuda_capability)) {
+            best = k;
+        }
+    }
+    if (best) return *best;
+    if (device == Device::automatic) return cpu;
+    if (cuda_sets.empty()) {
+        fail("device cuda requested, but the layer has no CUDA kernel set (add_device_kernels)");
+    }
+    if (!gpu.usable)
+        fail("device cuda requested, but there is no usable CUDA device: " + gpu.reason);
+    fail("device cuda requested, but no CUDA kernel set runs on " + gpu.name +
+         " (compute capability " + std::to_string(gpu.capability) + "; compiled: " + compiled +
+         ")");
+}
+
+}  // namespace
 
 const LayerConfig &MultiHeadAttention::config() const {
     return impl_->config;
@@ -314,7 +368,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     p.keras_path = explicit_path ? KerasPath::explicit_scores : KerasPath::fused;
     p.needs_stages = m.config.use_gate;
 
-    m.last = select_variant(*m.kernels, p, options.force_config);
+    const KernelSet &set = kernels_for(options.device, *m.kernels, m.device_kernels);
+    m.last = select_variant(set, p, options.force_config);
+    const bool on_gpu = std::string(set.device) != "cpu";
     const ConfigKernels &cfg = *m.last.config;
 
     // ---- Inputs as [B, T|S, E] rows (a copy only for interleaved axes).
@@ -352,6 +408,14 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
               << shape_to_string(value.shape) << ", key " << shape_to_string(key.shape);
     const std::string shapes = shapes_os.str();
 
+    auto run = [&](const char *name, auto fn, auto... args) {
+        if (on_gpu) {
+            detail::invoke_on_device(name, shapes, fn, args...);
+        } else {
+            invoke(name, shapes, fn, args...);
+        }
+    };
+
     auto packed = [](const detail::PackedKernel &k) {
         return dense<float, 3>(k.data.data(), {k.panels, k.in_features, detail::kPanelWidth});
     };
@@ -367,9 +431,9 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         auto bo = dense<float, 1>(m.bo.data(), {O});
         auto out = dense<float, 3>(out_rows, {B, T, O});
         const auto &kernel = cfg.fused[static_cast<int>(p.mask)];
-        invoke(kernel.name, shapes, kernel.fn, q_in.get(), k_in.get(), v_in.get(), wq.get(),
-               bq.get(), wk.get(), bk.get(), wv.get(), bv.get(), wo.get(), bo.get(),
-               mask_buf->get(), scale, out.get());
+        run(kernel.name, kernel.fn, q_in.get(), k_in.get(), v_in.get(), wq.get(), bq.get(),
+            wk.get(), bk.get(), wv.get(), bv.get(), wo.get(), bo.get(), mask_buf->get(), scale,
+            out.get());
     } else {
         // ---- Explicit path: every intermediate in layer scratch.
         float *qs = scratch(m.q, B * T * N * H);
@@ -387,8 +451,7 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
             auto bias_b = dense<float, 1>(bias.data(), {w.out_features});
             auto out_b = dense<float, 2>(dst, {rows, w.out_features});
             const auto &kernel = cfg.projection[slot];
-            invoke(kernel.name, shapes, kernel.fn, in_b.get(), w_b.get(), bias_b.get(),
-                   out_b.get());
+            run(kernel.name, kernel.fn, in_b.get(), w_b.get(), bias_b.get(), out_b.get());
         };
         project(kQueryProjection, q_rows, B * T, m.eq, m.wq, m.bq, qs);
         project(kKeyProjection, k_rows, B * S, m.ek, m.wk, m.bk, ks);
@@ -398,14 +461,13 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         auto k_b = dense<float, 4>(ks, {B, S, N, H});
         auto l_b = dense<float, 4>(ls, {B, N, T, S});
         const auto &scores_kernel = cfg.scores[static_cast<int>(p.keras_path)];
-        invoke(scores_kernel.name, shapes, scores_kernel.fn, q_b.get(), k_b.get(), scale,
-               l_b.get());
+        run(scores_kernel.name, scores_kernel.fn, q_b.get(), k_b.get(), scale, l_b.get());
 
         auto p_b = dense<float, 4>(ps, {B, N, T, S});
         const auto &softmax =
             m.kernels->softmax
                 .by_path_mask[static_cast<int>(p.keras_path)][static_cast<int>(p.mask)];
-        invoke(softmax.name, shapes, softmax.fn, l_b.get(), mask_buf->get(), p_b.get());
+        run(softmax.name, softmax.fn, l_b.get(), mask_buf->get(), p_b.get());
 
         // Returned scores are the probabilities before dropout (Keras).
         const float *combine_probs = ps;
@@ -418,7 +480,7 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
         auto pd_b = dense<float, 4>(combine_probs, {B, N, T, S});
         auto v_b = dense<float, 4>(vs, {B, S, N, Hv});
         auto c_b = dense<float, 4>(cs, {B, T, N, Hv});
-        invoke(cfg.combine.name, shapes, cfg.combine.fn, pd_b.get(), v_b.get(), c_b.get());
+        run(cfg.combine.name, cfg.combine.fn, pd_b.get(), v_b.get(), c_b.get());
 
         if (m.config.use_gate) {
             // Keras 3.14+: context *= sigmoid(query . Wg + bg) before the

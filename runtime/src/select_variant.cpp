@@ -57,6 +57,9 @@ std::string unusable(const ConfigKernels &config, const Problem &problem, Path p
 
 std::string Selection::describe() const {
     std::ostringstream s;
+    if (kernel_set && std::string(kernel_set->device) != "cpu") {
+        s << kernel_set->device << kernel_set->cuda_capability << ":";
+    }
     s << (config ? config->name : "?") << "/" << (path == Path::fused ? "fused" : "staged") << "/"
       << mask_kind_name(mask) << "/" << keras_path_name(keras_path);
     if (config) {
@@ -76,6 +79,7 @@ std::string Selection::describe() const {
 Selection select_variant(const KernelSet &kernels, const Problem &problem,
                          const std::string &force_config) {
     Selection sel;
+    sel.kernel_set = &kernels;
     sel.mask = problem.mask;
     // Keras takes its explicit einsum path whenever the probabilities are
     // observable (returned, or dropped out in training); else the fused one.

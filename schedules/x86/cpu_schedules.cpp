@@ -88,14 +88,14 @@ GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Exp
 
 }  // namespace
 
-void schedule_projection(ProjectionPipeline &p, const Target &target) {
+void cpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Expr rows = p.output.output_buffer().dim(1).extent();
     Expr work = rows * p.output.output_buffer().dim(0).extent() * p.proj.r.x.extent();
     schedule_gemm(p.output, p.proj, rows, work, k, PanelOrder::panels_outside_rows, true);
 }
 
-void schedule_scores(ScoresPipeline &p, const Target &target) {
+void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
@@ -112,7 +112,7 @@ void schedule_scores(ScoresPipeline &p, const Target &target) {
         .vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
 }
 
-void schedule_softmax(SoftmaxPipeline &p, const Target &target) {
+void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
@@ -128,7 +128,7 @@ void schedule_softmax(SoftmaxPipeline &p, const Target &target) {
                                                    TailStrategy::GuardWithIf);
 }
 
-void schedule_combine(CombinePipeline &p, const Target &target) {
+void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Func out = p.output;
     Var g = arg(out, 0), n = arg(out, 1), t = arg(out, 2), b = arg(out, 3);
@@ -144,7 +144,7 @@ void schedule_combine(CombinePipeline &p, const Target &target) {
     ctx.update().reorder(cg, p.combine.r.x, cn).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
 }
 
-void schedule_fused(FusedPipeline &p, const Target &target) {
+void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Func out = p.output;
     Expr queries = out.output_buffer().dim(1).extent();

@@ -68,7 +68,7 @@ enum ProjectionSlot {
 struct ConfigKernels {
     const char *name;  // "generic" or the row's name in the table
     ConfigSizes sizes;
-    NamedKernel<FusedFn> fused[kMaskKinds];   // by MaskKind
+    NamedKernel<FusedFn> fused[kMaskKinds];  // by MaskKind
     NamedKernel<ProjectionFn> projection[kProjectionSlots];
     NamedKernel<ScoresFn> scores[kKerasPaths];
     NamedKernel<CombineFn> combine;
@@ -83,6 +83,8 @@ struct SoftmaxKernels {
 struct KernelSet {
     const char *name;
     const char *targets;  // the Halide multi-target ladder, best first
+    const char *device;   // "cpu" or "cuda"
+    int cuda_capability;  // e.g. 86 for cuda_capability_86; 0 for CPU sets
     const ConfigKernels *configs;
     std::size_t num_configs;
     const SoftmaxKernels &softmax;

@@ -76,6 +76,21 @@ struct KerasWeights {
     TensorView gate_kernel, gate_bias;  // [Eq, N, Hv], [N, Hv]
 };
 
+// Where a call runs. CUDA needs a CUDA kernel set (add_device_kernels) and a
+// usable device; `automatic` uses CUDA when both exist, else the CPU.
+enum class Device { cpu, cuda, automatic };
+const char *device_name(Device device);
+
+// The CUDA device this process would use (probed once, by loading the
+// driver library; no CUDA toolkit needed).
+struct CudaDeviceInfo {
+    bool usable = false;
+    std::string reason;  // why not usable
+    std::string name;
+    int capability = 0;  // e.g. 90 for compute capability 9.0
+};
+CudaDeviceInfo cuda_device_info();
+
 struct CallOptions {
     const TensorView *key = nullptr;  // Keras's key=None
     // Broadcast against the scores shape as Keras does: [T, S], [B, T, S],
@@ -90,6 +105,7 @@ struct CallOptions {
     bool use_causal_mask = false;
     bool return_attention_scores = false;
     bool training = false;  // applies dropout (when the layer has a rate)
+    Device device = Device::cpu;
     // Testing and benchmarking: run this configuration of the kernel set
     // ("generic" or a row name) instead of select_variant's choice.
     std::string force_config;
@@ -103,8 +119,7 @@ struct CallResult {
 // Keras's get_weights() order (query, key, [gate], value, output; kernel
 // before bias; no biases when use_bias is false) to the runtime's weight
 // views. Views point into `w`.
-KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias,
-                                bool use_gate = false);
+KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias, bool use_gate = false);
 
 // A fresh layer's weights, as Keras 3.15 initializes them: glorot_uniform
 // kernels (fan_in = contracted axes, fan_out = output axes) and zero biases,
@@ -135,6 +150,7 @@ enum class Path {
 };
 
 struct Selection {
+    const KernelSet *kernel_set = nullptr;  // whose device the call runs on
     const ConfigKernels *config = nullptr;
     Path path = Path::fused;
     KerasPath keras_path = KerasPath::fused;
@@ -158,6 +174,7 @@ bool cpu_supports_isa_level(const std::string &level);
 
 class MultiHeadAttention {
 public:
+    // `kernels` is a CPU kernel set (e.g. mhac::kernel_sets::default_set()).
     MultiHeadAttention(const LayerConfig &config, const KernelSet &kernels);
     ~MultiHeadAttention();
     MultiHeadAttention(MultiHeadAttention &&) noexcept;
@@ -167,6 +184,11 @@ public:
     // layout the compiled kernels read. Copies: the caller's arrays are not
     // referenced afterwards.
     void set_weights(const KerasWeights &weights);
+
+    // Makes a device kernel set (e.g. default_set_cuda86) available to calls
+    // with CallOptions::device cuda or automatic. Several CUDA sets may be
+    // added; a call uses the highest compute capability the device runs.
+    void add_device_kernels(const KernelSet &kernels);
 
     CallResult call(const TensorView &query, const TensorView &value,
                     const CallOptions &options = {});

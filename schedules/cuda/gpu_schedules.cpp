@@ -1,0 +1,142 @@
+// CUDA schedules (cuda_capability_80 / _86 targets; newer GPUs JIT the PTX).
+//
+// Untuned and not yet measured: this session had no GPU. `tools/dev
+// gpu-check` builds and runs the CUDA tests and benchmark in one step on a GPU
+// machine; its results go to bench/results/ and the knobs below get their
+// numbers then.
+//
+// Shape of every schedule: two pure dims tiled into blocks x threads, the
+// remaining dims fused into the third block dimension, reductions run by each
+// thread over its own output. The projections (GEMMs) keep their per-thread
+// accumulators in registers and, for known input widths, stage the block's
+// input rows in shared memory, loaded cooperatively by the block.
+#include "schedules.h"
+
+namespace mhac::sched {
+
+using namespace Halide;
+
+namespace {
+
+struct GpuKnobs {
+    int tile_x = 32;                   // threads along the contiguous dim (one warp)
+    int tile_y = 8;                    // threads along the second dim
+    int max_staged_bytes = 32 * 1024;  // shared memory a GEMM block may stage
+};
+
+GpuKnobs knobs_for(const Target &) {
+    return {};
+}
+
+Var arg(const Func &f, int i) {
+    return f.args()[i];
+}
+
+// Tiles stage `st` of a function with pure vars `vars` (x, y, rest...) onto
+// the GPU: x, y split into blocks x threads, the rest fused into one more
+// block dimension. `reductions` (innermost first) run inside each thread.
+void gpu_tile_stage(Stage st, const std::vector<Var> &vars, const GpuKnobs &k,
+                    const std::vector<RVar> &reductions = {}) {
+    Var x = vars[0], y = vars[1];
+    Var xo("gxo"), yo("gyo"), xi("gxi"), yi("gyi"), rest("grest");
+    st.split(x, xo, xi, k.tile_x, TailStrategy::GuardWithIf)
+        .split(y, yo, yi, k.tile_y, TailStrategy::GuardWithIf);
+    std::vector<VarOrRVar> order;
+    for (const RVar &r : reductions) order.emplace_back(r);
+    order.insert(order.end(), {xi, yi, xo, yo});
+    if (vars.size() > 2) {
+        Var fused = vars[2];
+        for (size_t i = 3; i < vars.size(); i++) {
+            Var next("gfuse" + std::to_string(i));
+            st.fuse(fused, vars[i], next);
+            fused = next;
+        }
+        order.emplace_back(fused);
+        st.reorder(order);
+        st.gpu_blocks(xo, yo, fused).gpu_threads(xi, yi);
+        return;
+    }
+    st.reorder(order);
+    st.gpu_blocks(xo, yo).gpu_threads(xi, yi);
+}
+
+void gpu_tile_func(Func f, const GpuKnobs &k, const std::vector<RVar> &reductions = {}) {
+    f.compute_root();
+    gpu_tile_stage(f, f.args(), k);
+    for (int u = 0; u < f.num_update_definitions(); u++) {
+        gpu_tile_stage(f.update(u), f.args(), k, reductions);
+    }
+}
+
+// GEMM out(j, m, rest...) = acc (+ bias): a block computes a tile_x x
+// tile_y tile, one output per thread with its accumulator in a register.
+// When the input width is known and small enough, the block first stages its
+// tile_y input rows in shared memory (a cooperative load, reused by tile_x
+// threads each).
+void gpu_gemm(Func out, gen::Projection p, int static_in_features, const GpuKnobs &k) {
+    std::vector<Var> vars = out.args();
+    Var j = vars[0], m = vars[1];
+    Var jo("jo"), mo("mo"), ji("ji"), mi("mi");
+    out.split(j, jo, ji, k.tile_x, TailStrategy::GuardWithIf)
+        .split(m, mo, mi, k.tile_y, TailStrategy::GuardWithIf);
+    if (vars.size() > 2) {
+        out.reorder(ji, mi, jo, mo, vars[2]).gpu_blocks(jo, mo, vars[2]).gpu_threads(ji, mi);
+    } else {
+        out.reorder(ji, mi, jo, mo).gpu_blocks(jo, mo).gpu_threads(ji, mi);
+    }
+    p.acc.compute_at(out, ji);
+    if (static_in_features > 0 &&
+        static_in_features * k.tile_y * int(sizeof(float)) <= k.max_staged_bytes) {
+        Func staged = p.in.in(p.acc);
+        Var so("so"), si("si");
+        staged.compute_at(out, jo)
+            .split(arg(staged, 0), so, si, k.tile_x, TailStrategy::GuardWithIf)
+            .reorder(si, arg(staged, 1), so)
+            .gpu_threads(si, arg(staged, 1));
+    }
+}
+
+}  // namespace
+
+void gpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
+    gpu_gemm(p.output, p.proj, p.static_in_features, knobs_for(target));
+}
+
+void gpu_schedule_scores(ScoresPipeline &p, const Target &target) {
+    const GpuKnobs k = knobs_for(target);
+    gpu_tile_stage(p.output, p.output.args(), k);
+    gpu_tile_func(p.logits.dot, k, {p.logits.r.x});
+}
+
+void gpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
+    const GpuKnobs k = knobs_for(target);
+    gpu_tile_stage(p.output, p.output.args(), k);
+    // Row statistics: one thread per (t, n, b) row, looping over keys.
+    gpu_tile_func(p.softmax.row_max, k, {p.softmax.r.x});
+    gpu_tile_func(p.softmax.row_sum, k, {p.softmax.r.x});
+}
+
+void gpu_schedule_combine(CombinePipeline &p, const Target &target) {
+    const GpuKnobs k = knobs_for(target);
+    gpu_tile_stage(p.output, p.output.args(), k);
+    Func ctx = p.combine.context;
+    gpu_tile_func(ctx, k, {p.combine.r.x});
+}
+
+void gpu_schedule_fused(FusedPipeline &p, const Target &target) {
+    // The fused pipeline on the GPU materializes each stage (logits
+    // included) in device memory; a flash-style single kernel is future work.
+    const GpuKnobs k = knobs_for(target);
+    for (gen::Projection *proj : {&p.q_proj, &p.k_proj, &p.v_proj}) {
+        proj->out.compute_root();
+        gpu_gemm(proj->out, *proj, 0, k);
+    }
+    gpu_tile_func(p.logits.dot, k, {p.logits.r.x});
+    gpu_tile_func(p.softmax.row_max, k, {p.softmax.r.x});
+    gpu_tile_func(p.softmax.row_sum, k, {p.softmax.r.x});
+    gpu_tile_func(p.softmax.exp_shifted, k);
+    gpu_tile_func(p.combine.context, k, {p.combine.r.x});
+    gpu_gemm(p.output, p.o_proj, 0, k);
+}
+
+}  // namespace mhac::sched

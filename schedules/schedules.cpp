@@ -1,0 +1,20 @@
+// One place that maps a Halide target to its schedule family.
+#include "schedules.h"
+
+namespace mhac::sched {
+
+#define MHAC_DISPATCH(stage, Pipeline)                                        \
+    void schedule_##stage(Pipeline &p, const Halide::Target &target) {        \
+        if (target.has_gpu_feature()) return gpu_schedule_##stage(p, target); \
+        return cpu_schedule_##stage(p, target);                               \
+    }
+
+MHAC_DISPATCH(projection, ProjectionPipeline)
+MHAC_DISPATCH(scores, ScoresPipeline)
+MHAC_DISPATCH(softmax, SoftmaxPipeline)
+MHAC_DISPATCH(combine, CombinePipeline)
+MHAC_DISPATCH(fused, FusedPipeline)
+
+#undef MHAC_DISPATCH
+
+}  // namespace mhac::sched
