@@ -20,6 +20,15 @@
 #   include file    mhac/kernel_set_<name>.h declaring mhac::kernel_sets::<name>()
 include_guard(GLOBAL)
 
+# In the mhac build the generator target is mhac_generators; an installed
+# package (mhacConfig.cmake) points this at the imported executable.
+if(NOT MHAC_GENERATOR_TARGET)
+  set(MHAC_GENERATOR_TARGET mhac_generators)
+endif()
+if(NOT MHAC_CMAKE_DIR)
+  set(MHAC_CMAKE_DIR ${CMAKE_CURRENT_LIST_DIR})
+endif()
+
 set(MHAC_MASK_KINDS none causal dense)    # order of mhac::MaskKind
 set(MHAC_KERAS_PATHS fused explicit)       # order of mhac::KerasPath
 
@@ -29,7 +38,7 @@ function(_mhac_kernel _set _lib _generator)
   if(NOT TARGET ${_lib})
     get_property(_targets GLOBAL PROPERTY _mhac_${_set}_targets)
     get_property(_runtime GLOBAL PROPERTY _mhac_${_set}_runtime)
-    add_halide_library(${_lib} FROM mhac_generators
+    add_halide_library(${_lib} FROM ${MHAC_GENERATOR_TARGET}
                        GENERATOR ${_generator}
                        FUNCTION_NAME ${_lib}
                        TARGETS ${_targets}
