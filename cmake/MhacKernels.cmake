@@ -38,11 +38,18 @@ function(_mhac_kernel _set _lib _generator)
   if(NOT TARGET ${_lib})
     get_property(_targets GLOBAL PROPERTY _mhac_${_set}_targets)
     get_property(_runtime GLOBAL PROPERTY _mhac_${_set}_runtime)
+    # MHAC_EMIT_STMT=ON keeps Halide's lowered statement (HTML) and assembly
+    # of every kernel next to its library, for review.
+    set(_review "")
+    if(MHAC_EMIT_STMT)
+      set(_review STMT_HTML _mhac_stmt ASSEMBLY _mhac_asm)
+    endif()
     add_halide_library(${_lib} FROM ${MHAC_GENERATOR_TARGET}
                        GENERATOR ${_generator}
                        FUNCTION_NAME ${_lib}
                        TARGETS ${_targets}
                        USE_RUNTIME ${_runtime}
+                       ${_review}
                        PARAMS ${ARGN})
     set_property(GLOBAL APPEND PROPERTY _mhac_${_set}_libs ${_lib})
   endif()

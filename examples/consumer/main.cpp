@@ -1,12 +1,12 @@
 // Runs one causal self-attention layer with this project's own kernel set
 // and checks it against mhac's float64 reference. Exit 0 when they agree.
+#include <cmath>
+#include <cstdio>
+
 #include "mha_reference.h"
 #include "mhac/kernel_set_consumer_kernels.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
-
-#include <cmath>
-#include <cstdio>
 
 int main() {
     mhac::testing::RandomLayer data =

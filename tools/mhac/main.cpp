@@ -1,13 +1,15 @@
 // The mhac command-line tool.
 //   mhac demo [--batch B] [--queries T] [--keys S] [--seed N]
 //   mhac run ...           one Keras layer call from files (mhac run --help)
-//   mhac variants          list the compiled configurations of the kernel set
+//   mhac generate ...      kernels + registry for builds without CMake (mhac generate --help)
+//   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -15,12 +17,26 @@
 #include "mhac/mha.h"
 #include "random_layer.h"
 #if MHAC_WITH_KERAS_IO
+#include "generate_command.h"
 #include "run_command.h"
+#endif
+#if MHAC_WITH_CUDA
+#include "mhac/kernel_set_default_set_cuda80.h"
+#include "mhac/kernel_set_default_set_cuda86.h"
 #endif
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+std::vector<const mhac::KernelSet *> linked_kernel_sets() {
+    std::vector<const mhac::KernelSet *> sets{&mhac::kernel_sets::default_set()};
+#if MHAC_WITH_CUDA
+    sets.push_back(&mhac::kernel_sets::default_set_cuda80());
+    sets.push_back(&mhac::kernel_sets::default_set_cuda86());
+#endif
+    return sets;
+}
 
 template <typename F>
 double median_seconds(int repeats, F &&f) {
@@ -96,26 +112,66 @@ int demo(int argc, char **argv) {
     return max_err <= 1e-4 ? 0 : 1;
 }
 
-int variants() {
-    const mhac::KernelSet &set = mhac::kernel_sets::default_set();
-    std::printf("kernel set %s, targets: %s\n", set.name, set.targets);
+// The ISA levels (or device) a target ladder holds, for humans.
+std::string levels_of(const std::string &targets) {
+    std::string out;
+    std::stringstream ss(targets);
+    for (std::string t; ss >> t;) {
+        std::string level = t.find("cuda") != std::string::npos           ? "cuda"
+                            : t.find("avx512") != std::string::npos       ? "avx512"
+                            : t.find("avx2") != std::string::npos         ? "avx2"
+                            : t.find("sse41") != std::string::npos        ? "sse41"
+                            : t.find("arm_dot_prod") != std::string::npos ? "armv8.2+dotprod+fp16"
+                            : t.find("arm-64") != std::string::npos       ? "armv8"
+                                                                          : t;
+        out += (out.empty() ? "" : ", ") + level;
+    }
+    return out;
+}
+
+void print_set(const mhac::KernelSet &set) {
+    std::printf("kernel set %s: device %s, targets %s (levels: %s)\n", set.name, set.device,
+                set.targets, levels_of(set.targets).c_str());
     for (size_t i = 0; i < set.num_configs; i++) {
         const mhac::ConfigKernels &c = set.configs[i];
         const auto &s = c.sizes;
-        std::printf("%-10s heads=%d key_dim=%d value_dim=%d Eq=%d Ek=%d Ev=%d O=%d bias=%d\n",
-                    c.name, s.num_heads, s.key_dim, s.value_dim, s.query_features, s.key_features,
-                    s.value_features, s.output_features, s.use_bias);
-        for (int m = 0; m < mhac::kMaskKinds; m++) {
-            if (c.fused[m]) std::printf("    %s\n", c.fused[m].name);
+        std::printf(
+            "  config %-10s heads=%d key_dim=%d value_dim=%d Eq=%d Ek=%d Ev=%d O=%d bias=%d%s\n",
+            c.name, s.num_heads, s.key_dim, s.value_dim, s.query_features, s.key_features,
+            s.value_features, s.output_features, s.use_bias,
+            c.is_generic() ? " (sizes at run time)" : "");
+        for (const auto &k : c.fused) {
+            if (k) std::printf("    fused      %s\n", k.name);
         }
-        for (const auto &p : c.projection) std::printf("    %s\n", p.name);
-        for (const auto &k : c.scores) std::printf("    %s\n", k.name);
-        std::printf("    %s\n", c.combine.name);
+        const char *slots[] = {"query", "key", "value", "output", "gate"};
+        for (int p = 0; p < mhac::kProjectionSlots; p++) {
+            std::printf("    projection %s (%s)\n", c.projection[p].name, slots[p]);
+        }
+        for (const auto &k : c.scores) std::printf("    scores     %s\n", k.name);
+        std::printf("    combine    %s\n", c.combine.name);
     }
     for (const auto &by_mask : set.softmax.by_path_mask) {
-        for (const auto &k : by_mask) std::printf("shared: %s\n", k.name);
+        for (const auto &k : by_mask) std::printf("  shared softmax %s\n", k.name);
     }
-    return 0;
+}
+
+// `mhac inspect [DIR]`: the variants compiled into this tool, or those a
+// `mhac generate` run wrote to DIR (its manifest.json).
+int inspect(int argc, char **argv) {
+    if (argc == 0) {
+        for (const mhac::KernelSet *set : linked_kernel_sets()) print_set(*set);
+        std::printf("MHAC_ISA=%s; CUDA: %s\n", mhac::forced_isa_level().c_str(),
+                    mhac::cuda_device_info().usable ? mhac::cuda_device_info().name.c_str()
+                                                    : mhac::cuda_device_info().reason.c_str());
+        return 0;
+    }
+#if MHAC_WITH_KERAS_IO
+    return mhac::cli::inspect_generated(argv[0]);
+#else
+    (void)argv;
+    std::fprintf(stderr, "mhac inspect DIR needs a build with MHAC_WITH_KERAS_IO\n");
+    return 2;
+#endif
 }
 
 }  // namespace
@@ -125,7 +181,8 @@ int main(int argc, char **argv) {
         std::printf(
             "usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
             "       mhac run ... (see mhac run --help)\n"
-            "       mhac variants\n");
+            "       mhac generate --config cfg.json --targets T1,T2 -o DIR\n"
+            "       mhac inspect [DIR]\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
@@ -133,8 +190,9 @@ int main(int argc, char **argv) {
         if (cmd == "demo") return demo(argc - 2, argv + 2);
 #if MHAC_WITH_KERAS_IO
         if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
+        if (cmd == "generate") return mhac::cli::generate_command(argc - 2, argv + 2);
 #endif
-        if (cmd == "variants") return variants();
+        if (cmd == "inspect" || cmd == "variants") return inspect(argc - 2, argv + 2);
     } catch (const mhac::Error &e) {
         std::fprintf(stderr, "mhac %s: error: %s\n", cmd.c_str(), e.what());
         return 1;
