@@ -205,6 +205,21 @@ TEST(NdAttention, FiveDDifferentKeyExtents) {
     check(h, in, o, rc, reference::Path::explicit_scores);
 }
 
+// Found by tests/keras/random_models.py: tiny head sizes with two attention axes.
+TEST(NdAttention, FiveDTwoAxesUnitHeadSizes) {
+    LayerConfig c = config(2, 1, {2, 3});
+    c.value_dim = 1;
+    Harness h(c, 12, 4);
+    Inputs in({2, 2, 3, 2, 12}, {2, 2, 2, 3, 4});
+    reference::Call rc = in.call();
+    rc.attention_axes = {2, 3};
+    for (bool scores : {false, true}) {
+        CallOptions o;
+        o.return_attention_scores = scores;
+        check(h, in, o, rc, reference::Path::explicit_scores);
+    }
+}
+
 TEST(NdAttention, BadAxesAreErrors) {
     Harness h(config(2, 4, {3}), 16, 16);
     Inputs in({2, 3, 4, 16}, {2, 3, 4, 16});
