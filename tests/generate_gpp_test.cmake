@@ -2,12 +2,7 @@
 # linked by hand with g++ (no CMake involved), then run.
 # -DMHAC -DSOURCE_DIR -DWORK_DIR -DHALIDE_INCLUDE -DRUNTIME_LIB -DREFERENCE_LIB
 file(REMOVE_RECURSE ${WORK_DIR})
-macro(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
-  endif()
-endmacro()
+include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
 set(gen ${WORK_DIR}/gen)
 run(${MHAC} generate --config ${SOURCE_DIR}/tests/generate/small.json
     --targets x86-64-linux-avx2-fma-f16c,x86-64-linux-sse41 -o ${gen})
