@@ -305,3 +305,68 @@ INSTANTIATE_TEST_SUITE_P(Keras3_15, KerasReference,
 
 }  // namespace
 }  // namespace mhac::testing
+
+namespace mhac::testing {
+namespace {
+
+// `mhac run` refuses bad input with one line on stderr, exit 1, no output.
+struct CliCase {
+    const char *name;
+    std::string args;      // after "mhac run"
+    const char *expected;  // in the error line
+};
+
+class MhacRunErrors : public ::testing::TestWithParam<CliCase> {};
+
+TEST_P(MhacRunErrors, OneLineNoOutputFile) {
+    const CliCase &c = GetParam();
+    const std::string tmp = ::testing::TempDir() + "mhac_run_err_" + c.name;
+    const std::string out = tmp + "_out.npy", err = tmp + "_err.txt";
+    std::remove(out.c_str());
+    std::string cmd =
+        std::string(MHAC_EXECUTABLE) + " run " + c.args + " --out " + out + " 2>" + err;
+    int status = std::system(cmd.c_str());
+    EXPECT_EQ(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1) << cmd;
+    std::ifstream e(err);
+    std::string text((std::istreambuf_iterator<char>(e)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+    EXPECT_THAT(text, HasSubstr("mhac run: error: "));
+    EXPECT_THAT(text, HasSubstr(c.expected));
+    EXPECT_FALSE(std::ifstream(out).good()) << "an output file appeared";
+}
+
+std::vector<CliCase> cli_cases() {
+    const std::string d = fixtures_dir() + "/";
+    const std::string c01 = d + "c01_self_attention/", c03 = d + "c03_explicit_key_ek_ne_ev/";
+    const std::string io = std::string(MHAC_FIXTURES_DIR) + "/../../io/data/";
+    const std::string ok_inputs = " --query " + c01 + "query.npy --value " + c01 + "value.npy";
+    return {
+        {"missing_model", "--model /nonexistent/x.keras" + ok_inputs, "/nonexistent/x.keras"},
+        {"not_a_zip", "--model " + c01 + "config.json" + ok_inputs, "config.json"},
+        {"not_hdf5", "--weights " + c01 + "config.json --config " + c01 + "config.json" + ok_inputs,
+         "config.json"},
+        {"unknown_layer", "--model " + c01 + "layer.keras --layer nope" + ok_inputs, "nope"},
+        {"weights_disagree_with_config",
+         "--weights " + c03 + "layer.weights.h5 --config " + c01 + "config.json" + ok_inputs,
+         "layer.weights.h5"},
+        {"missing_query", "--model " + c01 + "layer.keras --value " + c01 + "value.npy", "--query"},
+        {"unknown_flag", "--model " + c01 + "layer.keras --bogus" + ok_inputs, "--bogus"},
+        {"query_not_npy",
+         "--model " + c01 + "layer.keras --query " + c01 + "case.json --value " + c01 + "value.npy",
+         "case.json"},
+        {"mask_wrong_shape",
+         "--model " + c01 + "layer.keras" + ok_inputs + " --attention-mask " + d +
+             "c14_causal_t_lt_s/query.npy",
+         "attention_mask"},
+        {"key_value_mismatch",
+         "--model " + c01 + "layer.keras" + ok_inputs + " --key " + c03 + "key.npy", "value"},
+        {"seed_without_training", "--model " + c01 + "layer.keras" + ok_inputs + " --seed 3",
+         "--training"},
+    };
+}
+
+INSTANTIATE_TEST_SUITE_P(BadInput, MhacRunErrors, ::testing::ValuesIn(cli_cases()),
+                         [](const auto &info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace mhac::testing
