@@ -61,6 +61,13 @@ MaskKind kind_for(MaskCase m) {
     }
 }
 
+// Longest sequence swept on BERT-sized configurations. Emulated builds
+// (qemu, ~10x slower) stop at 64; generic sizes still reach 257 there.
+#ifndef MHAC_SWEEP_LARGE_MAX_LENGTH
+#define MHAC_SWEEP_LARGE_MAX_LENGTH 97
+#endif
+constexpr int64_t kLargeMaxLength = MHAC_SWEEP_LARGE_MAX_LENGTH;
+
 std::vector<SweepCase> all_cases() {
     // Sequence lengths around the register tiles (1, 7) and vector widths
     // (64, 97, 257), with T != S both ways.
@@ -97,7 +104,7 @@ std::vector<SweepCase> all_cases() {
             for (auto [t, s] : lengths) {
                 // The float64 reference is slow on BERT-sized layers: skip
                 // the longest sequences there (generic covers them).
-                if (large && (t > 97 || s > 97)) continue;
+                if (large && (t > kLargeMaxLength || s > kLargeMaxLength)) continue;
                 for (MaskCase m : masks) {
                     if (staged == false && !cfg.fused[static_cast<int>(kind_for(m))]) continue;
                     int64_t b = (t * s <= 64 && !large) || (t == 7 && s == 7) ? 3 : 1;
