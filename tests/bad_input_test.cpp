@@ -145,11 +145,13 @@ TEST(HalideErrors, BecomeMhacErrorsNotAborts) {
     auto o_b = detail::dense<float, 2>(out.data(), {10, 16});
     const auto &k = bert->projection[kQueryProjection];
     try {
-        detail::invoke(k.name, "input [10, 8]", k.fn, in_b.get(), w_b.get(), b_b.get(), o_b.get());
+        const Shape input{10, 8};
+        detail::invoke(k.name, detail::CallShapes{&input}, k.fn, in_b.get(), w_b.get(), b_b.get(),
+                       o_b.get());
         ADD_FAILURE() << "no error";
     } catch (const Error &e) {
         EXPECT_THAT(e.what(), HasSubstr(k.name));
-        EXPECT_THAT(e.what(), HasSubstr("input [10, 8]"));
+        EXPECT_THAT(e.what(), HasSubstr("query [10, 8]"));
         EXPECT_THAT(e.what(), HasSubstr("768"));
     }
 }

@@ -29,7 +29,7 @@ TEST(SelectVariant, FallsBackToGenericForOtherSizes) {
     p.num_heads = 8;
     Selection s = select_variant(kernel_sets::default_set(), p);
     EXPECT_STREQ(s.config->name, "generic");
-    EXPECT_NE(s.reason.find("generic"), std::string::npos);
+    EXPECT_NE(std::string(s.reason).find("generic"), std::string::npos);
 }
 
 TEST(SelectVariant, ScoresTakeTheStagedPath) {

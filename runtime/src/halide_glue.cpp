@@ -53,6 +53,9 @@ public:
         size_t size = reinterpret_cast<size_t *>(p)[-1];
         std::lock_guard<std::mutex> lock(mutex_);
         auto &list = free_[size];
+        // Full capacity up front: how many blocks of a size are free at once
+        // depends on thread timing, and growing here would allocate.
+        if (list.capacity() < kMaxPerSize) list.reserve(kMaxPerSize);
         if (list.size() < kMaxPerSize) {
             list.push_back(p);
         } else {
@@ -92,11 +95,22 @@ void install_halide_hooks() {
     });
 }
 
+std::string CallShapes::describe() const {
+    std::string s;
+    auto add = [&](const char *name, const Shape *shape) {
+        if (shape) s += (s.empty() ? "" : ", ") + std::string(name) + " " + shape_to_string(*shape);
+    };
+    add("query", query);
+    add("value", value);
+    add("key", key);
+    return s.empty() ? "(no shapes)" : s;
+}
+
 void begin_kernel_call() {
     t_halide_error.clear();
 }
 
-void finish_device_call(const char *kernel, const std::string &shapes, int code,
+void finish_device_call(const char *kernel, const CallShapes &shapes, int code,
                         halide_buffer_t **buffers, int count) {
     if (code == 0 && count > 0) code = halide_copy_to_host(nullptr, buffers[count - 1]);
     for (int i = 0; i < count; i++) {
@@ -105,14 +119,14 @@ void finish_device_call(const char *kernel, const std::string &shapes, int code,
     if (code != 0) throw_kernel_error(kernel, shapes, code);
 }
 
-void throw_kernel_error(const char *kernel, const std::string &shapes, int code) {
+void throw_kernel_error(const char *kernel, const CallShapes &shapes, int code) {
     std::string message = t_halide_error;
     if (message.empty()) {
         std::lock_guard<std::mutex> lock(g_error_mutex);
         message = g_halide_error;
     }
     throw Error(std::string("kernel ") + kernel + " failed (Halide error " + std::to_string(code) +
-                ") for " + shapes + ": " + (message.empty() ? "no message" : message));
+                ") for " + shapes.describe() + ": " + (message.empty() ? "no message" : message));
 }
 
 }  // namespace mhac::detail

@@ -67,16 +67,23 @@ BufferRef<T, D> dense(const T *data, const std::array<int64_t, D> &keras_shape) 
     if constexpr (D == 4) return BufferRef<T, 4>(data, {dims[0], dims[1], dims[2], dims[3]});
 }
 
+// The call's input shapes, for error messages: formatted only when a
+// kernel fails, so a successful call builds no strings.
+struct CallShapes {
+    const Shape *query = nullptr, *value = nullptr, *key = nullptr;
+    std::string describe() const;
+};
+
 // Runs a generated kernel; a non-zero result becomes an mhac::Error naming
 // the kernel, the call's shapes and Halide's own message.
 template <typename Fn, typename... Args>
-void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args);
+void invoke(const char *kernel, const CallShapes &shapes, Fn fn, Args... args);
 
 void begin_kernel_call();
-[[noreturn]] void throw_kernel_error(const char *kernel, const std::string &shapes, int code);
+[[noreturn]] void throw_kernel_error(const char *kernel, const CallShapes &shapes, int code);
 
 template <typename Fn, typename... Args>
-void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args) {
+void invoke(const char *kernel, const CallShapes &shapes, Fn fn, Args... args) {
     begin_kernel_call();
     int code = fn(args...);
     if (code != 0) throw_kernel_error(kernel, shapes, code);
@@ -86,11 +93,11 @@ void invoke(const char *kernel, const std::string &shapes, Fn fn, Args... args) 
 // uploads them), the output (the last buffer) is copied back, and every
 // device allocation is released to Halide's reuse cache before returning,
 // since the buffer descriptors do not outlive the call.
-void finish_device_call(const char *kernel, const std::string &shapes, int code,
+void finish_device_call(const char *kernel, const CallShapes &shapes, int code,
                         halide_buffer_t **buffers, int count);
 
 template <typename Fn, typename... Args>
-void invoke_on_device(const char *kernel, const std::string &shapes, Fn fn, Args... args) {
+void invoke_on_device(const char *kernel, const CallShapes &shapes, Fn fn, Args... args) {
     halide_buffer_t *buffers[sizeof...(Args)];
     int count = 0;
     auto collect = [&](auto a) {

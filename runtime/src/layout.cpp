@@ -44,9 +44,11 @@ std::vector<int> row_order(const AxesPlan &plan) {
 
 }  // namespace
 
-AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, const Shape &value) {
-    AxesPlan p;
+void plan_axes(const std::vector<int> &attention_axes, const Shape &query, const Shape &value,
+               AxesPlan &p) {
     p.rank = static_cast<int>(query.size());
+    p.batch_axes.clear();
+    p.batch = p.queries = p.keys = 1;
     if (value.size() != query.size()) {
         throw Error("query and value must have the same rank. Received: query shape " +
                     shape_to_string(query) + " and value shape " + shape_to_string(value));
@@ -55,7 +57,8 @@ AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, c
         throw Error("query must have rank >= 3 [batch, positions..., features], got shape " +
                     shape_to_string(query));
     }
-    std::vector<int> axes;
+    std::vector<int> &axes = p.attention_axes;
+    axes.clear();
     if (attention_axes.empty()) {
         for (int a = 1; a <= p.rank - 2; a++) axes.push_back(a);
     } else {
@@ -75,7 +78,6 @@ AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, c
         }
         std::sort(axes.begin(), axes.end());
     }
-    p.attention_axes = axes;
     for (int a = 0; a <= p.rank - 2; a++) {
         if (std::find(axes.begin(), axes.end(), a) == axes.end()) p.batch_axes.push_back(a);
     }
@@ -95,7 +97,6 @@ AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, c
     // Already in [batch axes..., attention axes...] order iff the attention
     // axes are the trailing non-feature axes.
     p.needs_transpose = axes.front() != p.rank - 1 - static_cast<int>(axes.size());
-    return p;
 }
 
 void gather_rows(const float *src, const Shape &shape, const AxesPlan &plan, float *dst) {

@@ -28,7 +28,10 @@ struct AxesPlan {
 // Resolves Keras's attention_axes (empty = default; negatives count from the
 // input rank) for inputs of `query`'s and `value`'s shapes, and checks that
 // their batch-like axes agree. Errors name the axes and shapes.
-AxesPlan plan_axes(const std::vector<int> &attention_axes, const Shape &query, const Shape &value);
+// Fills `plan` (its vectors keep their capacity, so a layer reusing one plan
+// allocates nothing here once warm).
+void plan_axes(const std::vector<int> &attention_axes, const Shape &query, const Shape &value,
+               AxesPlan &plan);
 
 // Copies rows of `src` (shape `shape`, features last) into
 // [batch axes..., attention axes..., features] order.

@@ -1,10 +1,33 @@
 #include "masks.h"
 
+#include <algorithm>
+#include <array>
 #include <string>
 
 namespace mhac::detail {
 
 namespace {
+
+// A shape held inline: planning a call's masks allocates nothing.
+constexpr size_t kMaxScoresRank = 32;
+struct Dims {
+    std::array<int64_t, kMaxScoresRank> v{};
+    size_t n = 0;
+    int64_t &operator[](size_t i) { return v[i]; }
+    int64_t operator[](size_t i) const { return v[i]; }
+    size_t size() const { return n; }
+};
+
+Dims dims_of(const Shape &s) {
+    if (s.size() > kMaxScoresRank) {
+        throw Error("attention scores of rank " + std::to_string(s.size()) + " exceed mhac's " +
+                    std::to_string(kMaxScoresRank));
+    }
+    Dims d;
+    d.n = s.size();
+    std::copy(s.begin(), s.end(), d.v.begin());
+    return d;
+}
 
 [[noreturn]] void not_broadcastable(const char *name, const Shape &mask, const Shape &scores) {
     throw Error(std::string(name) + " shape " + shape_to_string(mask) +
@@ -19,12 +42,18 @@ void require_mask_data(const char *name, const MaskView &m) {
 // Keras: while the mask's rank is below the scores', insert a length-1 axis
 // at -(2 * |attention axes| + 1), the head slot. Then every axis must be 1 or
 // equal to the scores'.
-Shape align_to_scores(const MaskView &m, const Shape &scores, int attention_rank) {
+Dims align_to_scores(const MaskView &m, const Shape &scores, int attention_rank) {
     if (m.shape.size() < 2 || m.shape.size() > scores.size()) {
         not_broadcastable("attention_mask", m.shape, scores);
     }
-    Shape a = m.shape;
-    while (a.size() < scores.size()) a.insert(a.end() - (2 * attention_rank), 1);
+    // Insert the missing length-1 axes just before the last 2 * |axes| ones.
+    Dims a;
+    a.n = scores.size();
+    const size_t missing = scores.size() - m.shape.size();
+    const size_t split = m.shape.size() - 2 * attention_rank;
+    for (size_t i = 0, j = 0; i < a.n; i++) {
+        a[i] = (i >= split && i < split + missing) ? 1 : m.shape[j++];
+    }
     for (size_t i = 0; i < a.size(); i++) {
         if (a[i] != 1 && a[i] != scores[i]) not_broadcastable("attention_mask", m.shape, scores);
     }
@@ -70,7 +99,7 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     if (km) require_padding_mask("key_mask", *km, {value[0], value[1]}, axes);
 
     const MaskView *am = options.attention_mask;
-    Shape aligned;
+    Dims aligned;
     if (am) {
         require_mask_data("attention_mask", *am);
         aligned = align_to_scores(*am, scores_shape, attention_rank);
@@ -110,10 +139,11 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     // Materialize [B, heads, T, S]: walk the scores index space (head axis
     // collapsed when broadcast) in row-major order, reading the aligned mask
     // through broadcast strides.
-    Shape dims = scores_shape;
+    Dims dims = dims_of(scores_shape);
     dims[head_axis] = heads;
     const size_t rank = dims.size();
-    std::vector<int64_t> src_stride(rank, 0);
+    Dims src_stride;
+    src_stride.n = rank;
     if (am) {
         int64_t st = 1;
         for (int i = static_cast<int>(rank) - 1; i >= 0; i--) {
@@ -123,7 +153,8 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
     }
     const int64_t total = B * heads * T * S;
     if (storage.size() < static_cast<size_t>(total)) storage.resize(static_cast<size_t>(total));
-    std::vector<int64_t> idx(rank, 0);
+    Dims idx;
+    idx.n = rank;
     int64_t src = 0;
     for (int64_t i = 0; i < total; i++) {
         // Padding masks need 3-D inputs and the band patterns a single

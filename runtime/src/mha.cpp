@@ -111,20 +111,22 @@ struct MultiHeadAttention::Impl {
     int value_dim() const { return config.value_dim; }
 
     // Validates the inputs' shapes against the weights; returns the plan.
-    detail::AxesPlan plan(const TensorView &query, const TensorView &value,
-                          const TensorView *key) const;
+    void plan(const TensorView &query, const TensorView &value, const TensorView *key,
+              detail::AxesPlan &out) const;
+    detail::AxesPlan axes;  // the current call's plan, reused
+    Shape scores;           // the current call's scores shape, reused
     Shape output_shape(const Shape &query) const {
         Shape s(query.begin(), query.end() - 1);
         s.insert(s.end(), out_tail.begin(), out_tail.end());
         return s;
     }
-    Shape scores_shape(const detail::AxesPlan &p, const Shape &query, const Shape &value) const {
-        Shape s;
+    void scores_shape(const detail::AxesPlan &p, const Shape &query, const Shape &value,
+                      Shape &s) const {
+        s.clear();
         for (int a : p.batch_axes) s.push_back(query[a]);
         s.push_back(heads());
         for (int a : p.attention_axes) s.push_back(query[a]);
         for (int a : p.attention_axes) s.push_back(value[a]);
-        return s;
     }
 };
 
@@ -267,8 +269,8 @@ void MultiHeadAttention::set_weights(const KerasWeights &w) {
     m.has_weights = true;
 }
 
-detail::AxesPlan MultiHeadAttention::Impl::plan(const TensorView &query, const TensorView &value,
-                                                const TensorView *key) const {
+void MultiHeadAttention::Impl::plan(const TensorView &query, const TensorView &value,
+                                    const TensorView *key, detail::AxesPlan &out) const {
     if (!has_weights) fail("call() before set_weights()");
     require_tensor("query", query, 3, "[batch, positions..., query features]", false);
     require_tensor("value", value, 3, "[batch, positions..., value features]", false);
@@ -300,7 +302,7 @@ detail::AxesPlan MultiHeadAttention::Impl::plan(const TensorView &query, const T
              "'s last dimension must match key_kernel [Ek, N, H] with Ek=" + std::to_string(ek) +
              "; got shape " + shape_to_string(kshape));
     }
-    return detail::plan_axes(config.attention_axes, query.shape, value.shape);
+    detail::plan_axes(config.attention_axes, query.shape, value.shape, out);
 }
 
 Shape MultiHeadAttention::output_shape(const TensorView &query) const {
@@ -308,18 +310,22 @@ Shape MultiHeadAttention::output_shape(const TensorView &query) const {
 }
 
 Shape MultiHeadAttention::scores_shape(const TensorView &query, const TensorView &value) const {
-    detail::AxesPlan p = impl_->plan(query, value, nullptr);
-    return impl_->scores_shape(p, query.shape, value.shape);
+    detail::AxesPlan p;
+    impl_->plan(query, value, nullptr, p);
+    Shape s;
+    impl_->scores_shape(p, query.shape, value.shape, s);
+    return s;
 }
 
 CallResult MultiHeadAttention::call(const TensorView &query, const TensorView &value,
                                     const CallOptions &options) {
-    detail::AxesPlan p = impl_->plan(query, value, options.key);
+    detail::AxesPlan p;
+    impl_->plan(query, value, options.key, p);
     CallResult r;
     r.output.shape = impl_->output_shape(query.shape);
     r.output.data.resize(static_cast<size_t>(product(r.output.shape)));
     if (options.return_attention_scores) {
-        r.scores.shape = impl_->scores_shape(p, query.shape, value.shape);
+        impl_->scores_shape(p, query.shape, value.shape, r.scores.shape);
         r.scores.data.resize(static_cast<size_t>(product(r.scores.shape)));
     }
     call_into(query, value, options, r.output.data.data(),
@@ -331,7 +337,8 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
                                    const CallOptions &options, float *output, float *scores) {
     Impl &m = *impl_;
     // ---- Validate once, at the boundary.
-    const detail::AxesPlan axes = m.plan(query, value, options.key);
+    m.plan(query, value, options.key, m.axes);
+    const detail::AxesPlan &axes = m.axes;
     const TensorView &key = options.key ? *options.key : value;
     if (!output) fail("output pointer is null");
     if (options.return_attention_scores && m.config.flash_attention) {
@@ -344,7 +351,8 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     }
     const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
     const int64_t N = m.heads(), H = m.key_dim(), Hv = m.value_dim(), O = m.out_features;
-    const Shape scores_shape = m.scores_shape(axes, query.shape, value.shape);
+    m.scores_shape(axes, query.shape, value.shape, m.scores);
+    const Shape &scores_shape = m.scores;
     const detail::MaskPlan masks =
         detail::plan_masks(options, axes, query.shape, value.shape, scores_shape, m.heads(),
                            m.config.sliding_window, m.mask);
@@ -403,10 +411,7 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     }
 
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(H)));
-    std::ostringstream shapes_os;
-    shapes_os << "query " << shape_to_string(query.shape) << ", value "
-              << shape_to_string(value.shape) << ", key " << shape_to_string(key.shape);
-    const std::string shapes = shapes_os.str();
+    const detail::CallShapes shapes{&query.shape, &value.shape, &key.shape};
 
     auto run = [&](const char *name, auto fn, auto... args) {
         if (on_gpu) {
@@ -499,7 +504,7 @@ void MultiHeadAttention::call_into(const TensorView &query, const TensorView &va
     }
     if (m.log) {
         std::fprintf(stderr, "[mhac] %s on %s (MHAC_ISA=%s): %s\n", m.last.describe().c_str(),
-                     isa_level_in_use().c_str(), forced_isa_level().c_str(), m.last.reason.c_str());
+                     isa_level_in_use().c_str(), forced_isa_level().c_str(), m.last.reason);
     }
 }
 

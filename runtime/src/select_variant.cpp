@@ -22,35 +22,53 @@ const char *mask_kind_name(MaskKind kind) {
 
 namespace {
 
-// Whether a specialized configuration was compiled for exactly these sizes.
-std::string mismatch(const ConfigSizes &c, const Problem &p) {
-    std::ostringstream why;
-    auto check = [&](const char *what, int64_t compiled, int64_t wanted) {
-        if (compiled != wanted && why.tellp() == 0) {
-            why << what << " " << wanted << " != compiled " << compiled;
-        }
-    };
-    check("num_heads", c.num_heads, p.num_heads);
-    check("key_dim", c.key_dim, p.key_dim);
-    check("value_dim", c.value_dim, p.value_dim);
-    check("query features", c.query_features, p.query_features);
-    check("key features", c.key_features, p.key_features);
-    check("value features", c.value_features, p.value_features);
-    check("output features", c.output_features, p.output_features);
-    check("use_bias", c.use_bias, p.use_bias);
-    return why.str();
-}
+// Why `config` cannot run `problem` on `path` (empty when it can). Dispatch
+// asks this for every configuration on every call, so the common answers
+// are built without allocating: only a mismatch's description is a string.
+struct Unusable {
+    const char *field = nullptr;  // first size that differs
+    int64_t compiled = 0, wanted = 0;
+    bool missing_fused_mask = false;
+    MaskKind mask = MaskKind::none;
 
-// Empty when `config` can run `problem` on `path`, else the reason.
-std::string unusable(const ConfigKernels &config, const Problem &problem, Path path) {
+    explicit operator bool() const { return field || missing_fused_mask; }
+    std::string describe() const {
+        if (field) {
+            return std::string(field) + " " + std::to_string(wanted) + " != compiled " +
+                   std::to_string(compiled);
+        }
+        return std::string("no fused kernel for mask kind ") + mask_kind_name(mask);
+    }
+};
+
+Unusable unusable(const ConfigKernels &config, const Problem &problem, Path path) {
+    Unusable u;
     if (!config.is_generic()) {
-        std::string why = mismatch(config.sizes, problem);
-        if (!why.empty()) return why;
+        const ConfigSizes &c = config.sizes;
+        const std::pair<const char *, std::pair<int64_t, int64_t>> sizes[] = {
+            {"num_heads", {c.num_heads, problem.num_heads}},
+            {"key_dim", {c.key_dim, problem.key_dim}},
+            {"value_dim", {c.value_dim, problem.value_dim}},
+            {"query features", {c.query_features, problem.query_features}},
+            {"key features", {c.key_features, problem.key_features}},
+            {"value features", {c.value_features, problem.value_features}},
+            {"output features", {c.output_features, problem.output_features}},
+            {"use_bias", {c.use_bias, problem.use_bias}},
+        };
+        for (const auto &[field, v] : sizes) {
+            if (v.first != v.second) {
+                u.field = field;
+                u.compiled = v.first;
+                u.wanted = v.second;
+                return u;
+            }
+        }
     }
     if (path == Path::fused && !config.fused[static_cast<int>(problem.mask)]) {
-        return std::string("no fused kernel for mask kind ") + mask_kind_name(problem.mask);
+        u.missing_fused_mask = true;
+        u.mask = problem.mask;
     }
-    return {};
+    return u;
 }
 
 }  // namespace
@@ -93,10 +111,9 @@ Selection select_variant(const KernelSet &kernels, const Problem &problem,
         const ConfigKernels &c = kernels.configs[i];
         if (!force_config.empty()) {
             if (force_config != c.name) continue;
-            std::string why = unusable(c, problem, sel.path);
-            if (!why.empty()) {
+            if (Unusable why = unusable(c, problem, sel.path)) {
                 throw Error("forced configuration '" + force_config + "' of kernel set '" +
-                            kernels.name + "' cannot run this call: " + why);
+                            kernels.name + "' cannot run this call: " + why.describe());
             }
             sel.config = &c;
             sel.reason = "forced";
@@ -106,7 +123,7 @@ Selection select_variant(const KernelSet &kernels, const Problem &problem,
             generic = &c;
             continue;
         }
-        if (unusable(c, problem, sel.path).empty()) {
+        if (!unusable(c, problem, sel.path)) {
             sel.config = &c;
             sel.reason = "specialized for these sizes";
             return sel;
@@ -116,7 +133,7 @@ Selection select_variant(const KernelSet &kernels, const Problem &problem,
         throw Error("forced configuration '" + force_config + "' is not in kernel set '" +
                     kernels.name + "'");
     }
-    if (!generic || !unusable(*generic, problem, sel.path).empty()) {
+    if (!generic || unusable(*generic, problem, sel.path)) {
         throw Error(std::string("kernel set '") + kernels.name +
                     "' has no kernel for this call (mask kind " + mask_kind_name(problem.mask) +
                     ")");

@@ -101,7 +101,7 @@ int demo(int argc, char **argv) {
     std::printf("mhac demo: Keras MultiHeadAttention(num_heads=12, key_dim=64), E=768\n");
     std::printf("  kernel set     : %s [%s]\n", kernels.name, kernels.targets);
     std::printf("  chosen variant : %s\n", layer.last_selection().describe().c_str());
-    std::printf("  why            : %s\n", layer.last_selection().reason.c_str());
+    std::printf("  why            : %s\n", layer.last_selection().reason);
     std::printf("  inputs         : query/key/value [%lld, %lld|%lld, 768], seed %llu\n",
                 (long long)batch, (long long)queries, (long long)keys, (unsigned long long)seed);
     std::printf("  output shape   : %s\n", mhac::shape_to_string(result.output.shape).c_str());

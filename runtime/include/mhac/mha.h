@@ -155,7 +155,7 @@ struct Selection {
     Path path = Path::fused;
     KerasPath keras_path = KerasPath::fused;
     MaskKind mask = MaskKind::none;
-    std::string reason;  // why this one, for MHAC_LOG=1 and `mhac demo`
+    const char *reason = "";  // why this one, for MHAC_LOG=1 and `mhac demo`
     std::string describe() const;
 };
 
