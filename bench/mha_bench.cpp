@@ -14,6 +14,10 @@
 #include "alloc_counter.h"
 #include "cpu_load.h"
 #include "mhac/kernel_set_default_set.h"
+#if MHAC_WITH_CUDA
+#include "mhac/kernel_set_default_set_cuda80.h"
+#include "mhac/kernel_set_default_set_cuda86.h"
+#endif
 #include "mhac/mha.h"
 #include "random_layer.h"
 #include "shapes.h"
@@ -82,17 +86,18 @@ void fail(benchmark::State &state, const std::string &why) {
 }
 
 void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchShape &shape,
-             const ConfigKernels &config, Path path) {
-    const KernelSet &kernels = kernel_sets::default_set();
+             const KernelSet &kernels, const ConfigKernels &config, Path path) {
+    const bool on_device = std::string(kernels.device) != "cpu";
     if (!fx) {
         const testing::RandomLayer &data = layer_data(shape);
-        fx.reset(new Fixture{MultiHeadAttention(data.config(), kernels),
+        fx.reset(new Fixture{MultiHeadAttention(data.config(), kernel_sets::default_set()),
                              data.query_view(),
                              data.key_view(),
                              data.value_view(),
                              {},
                              {}});
         fx->layer.set_weights(data.keras_weights());
+        if (on_device) fx->layer.add_device_kernels(kernels);
         fx->output.resize(static_cast<size_t>(shape.batch * shape.queries * shape.output_features));
         if (path == Path::staged) {
             fx->scores.resize(
@@ -104,6 +109,7 @@ void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchS
     opts.key = &fx->key;
     opts.return_attention_scores = path == Path::staged;
     opts.force_config = config.name;
+    opts.device = on_device ? Device::cuda : Device::cpu;
     float *scores = fx->scores.empty() ? nullptr : fx->scores.data();
 
     try {
@@ -141,7 +147,8 @@ void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchS
         state.counters["foreign_load"] = foreign_load(load_before, load_after);
     }
     // "<config>/<path>/<mask>/<keras path> (<kernel symbols>) on <ISA level>"
-    state.SetLabel(sel.describe() + " on " + isa_level_in_use());
+    state.SetLabel(sel.describe() + " on " +
+                   (on_device ? cuda_device_info().name : isa_level_in_use()));
 }
 
 // Whether `config` can run `shape` on `path`: asks the runtime's one
@@ -170,8 +177,23 @@ bool can_run(const KernelSet &kernels, const ConfigKernels &config, const BenchS
     }
 }
 
-void register_all() {
-    const KernelSet &kernels = kernel_sets::default_set();
+// The CPU set, and the CUDA sets where a usable device exists (their names
+// start mha_cuda<capability>/, which tools/dev gpu-check selects).
+std::vector<const KernelSet *> benchmarked_sets() {
+    std::vector<const KernelSet *> sets{&kernel_sets::default_set()};
+#if MHAC_WITH_CUDA
+    if (cuda_device_info().usable) {
+        sets.push_back(&kernel_sets::default_set_cuda80());
+        sets.push_back(&kernel_sets::default_set_cuda86());
+    }
+#endif
+    return sets;
+}
+
+void register_set(const KernelSet &kernels) {
+    const std::string prefix = std::string(kernels.device) == "cpu"
+                                   ? std::string("mha")
+                                   : "mha_cuda" + std::to_string(kernels.cuda_capability);
     for (Path path : {Path::fused, Path::staged}) {
         const char *path_name = path == Path::fused ? "fused" : "staged";
         for (size_t c = 0; c < kernels.num_configs; c++) {
@@ -179,12 +201,12 @@ void register_all() {
             for (const BenchShape &shape : kShapes) {
                 if (!can_run(kernels, config, shape, path)) continue;
                 const std::string name =
-                    std::string("mha/") + path_name + "/" + config.name + "/" + shape.name;
+                    prefix + "/" + path_name + "/" + config.name + "/" + shape.name;
                 auto fixture = std::make_shared<std::unique_ptr<Fixture>>();
                 benchmark::RegisterBenchmark(
                     name.c_str(),
-                    [fixture, &shape, &config, path](benchmark::State &st) {
-                        run_mha(st, *fixture, shape, config, path);
+                    [fixture, &shape, &kernels, &config, path](benchmark::State &st) {
+                        run_mha(st, *fixture, shape, kernels, config, path);
                     })
                     ->Unit(benchmark::kMicrosecond)
                     // Halide's thread pool runs the kernels: the calling
@@ -193,6 +215,11 @@ void register_all() {
             }
         }
     }
+}
+
+void register_all() {
+    for (const KernelSet *set : benchmarked_sets()) register_set(*set);
+    const KernelSet &kernels = kernel_sets::default_set();
     benchmark::AddCustomContext("mhac_kernel_set", kernels.name);
     benchmark::AddCustomContext("mhac_targets", kernels.targets);
     const char *threads = std::getenv("HL_NUM_THREADS");
