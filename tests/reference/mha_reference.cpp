@@ -201,7 +201,8 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
 
     // use_gate: context *= sigmoid(query . Wg + bg), per position, head, channel.
     if (layer.use_gate) {
-        std::vector<double> G = einsum_dense(call.query, q_pos, Eq, w.gate_kernel, w.gate_bias, N * Hv);
+        std::vector<double> G =
+            einsum_dense(call.query, q_pos, Eq, w.gate_kernel, w.gate_bias, N * Hv);
         for (size_t i = 0; i < ctx.size(); i++) ctx[i] *= 1.0 / (1.0 + std::exp(-G[i]));
     }
 
