@@ -4,9 +4,12 @@
 // Measured on the 2-core Intel Xeon (Emerald Rapids, 2.1 GHz) build machine,
 // x86-64-linux-avx512_skylake, bench/mha_bench.cpp, 2 threads, 2026-11-26
 // (bench/results/x86_xeon_emerald_rapids_2vcpu.md):
-// - fused, bert_base, B=1 T=S=128: 4.4-4.7 ms = 140-148 GFLOP/s (83 GFLOP/s on
-//   one thread). The generic fused kernel runs the same schedule at 47-51
-//   GFLOP/s: without constant extents the panel loops do not unroll.
+// - fused, bert_base, B=1 T=S=128: 3.0-4.7 ms = 140-215 GFLOP/s (83 GFLOP/s on
+//   one thread); this VM's speed varied up to 2x between runs minutes apart.
+//   The generic fused kernel runs the same schedule at 47-51 GFLOP/s in the
+//   same runs: without constant extents the panel loops do not unroll.
+// - Rejected: the batch loop inside the panel loop of the Q/K/V GEMMs (to
+//   stream each panel once for B=8): 26.8 vs 26.6 ms at B=8, back to back.
 // - gemm_rows_short: rows < gemm_rows used to run one row per weight-panel
 //   pass; 4-row tiles took the demo at B=2 T=7 S=9 from 3.4 to 1.5 ms.
 // - staged bert_base B=1: 16.3 ms (40 GFLOP/s): scores and softmax have
