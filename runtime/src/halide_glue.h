@@ -74,14 +74,11 @@ struct CallShapes {
     std::string describe() const;
 };
 
-// Runs a generated kernel; a non-zero result becomes an mhac::Error naming
-// the kernel, the call's shapes and Halide's own message.
-template <typename Fn, typename... Args>
-void invoke(const char *kernel, const CallShapes &shapes, Fn fn, Args... args);
-
 void begin_kernel_call();
 [[noreturn]] void throw_kernel_error(const char *kernel, const CallShapes &shapes, int code);
 
+// Runs a generated kernel; a non-zero result becomes an mhac::Error naming
+// the kernel, the call's shapes and Halide's own message.
 template <typename Fn, typename... Args>
 void invoke(const char *kernel, const CallShapes &shapes, Fn fn, Args... args) {
     begin_kernel_call();

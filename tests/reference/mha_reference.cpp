@@ -152,13 +152,16 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
             }
             return off;
         };
+        // Key positions of this batch-like index, once (used per head and query).
+        std::vector<int64_t> key_pos(static_cast<size_t>(S));
+        for (int64_t s = 0; s < S; s++) key_pos[s] = position(k_pos_stride, vs, bi, s, s_dims);
         for (int64_t n = 0; n < N; n++)
             for (int64_t t = 0; t < T; t++) {
                 const int64_t qp = position(q_pos_stride, qs, bi, t, t_dims);
                 const int64_t row = ((bi * N + n) * T + t) * S;
                 bool any = false;
                 for (int64_t s = 0; s < S; s++) {
-                    const int64_t kp = position(k_pos_stride, vs, bi, s, s_dims);
+                    const int64_t kp = key_pos[s];
                     double dot = 0.0;
                     for (int64_t h = 0; h < H; h++) {
                         dot += Q[(qp * N + n) * H + h] * K[(kp * N + n) * H + h];
@@ -191,8 +194,7 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
                             ps = call.keep(row + s) && call.rate < 1.0 ? ps / (1.0 - call.rate)
                                                                        : 0.0;
                         }
-                        const int64_t kp = position(k_pos_stride, vs, bi, s, s_dims);
-                        acc += ps * V[(kp * N + n) * Hv + g];
+                        acc += ps * V[(key_pos[s] * N + n) * Hv + g];
                     }
                     ctx[(qp * N + n) * Hv + g] = acc;
                 }

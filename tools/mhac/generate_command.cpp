@@ -44,7 +44,7 @@ std::vector<std::string> split(const std::string &s, char sep) {
     return out;
 }
 
-std::string generator_path(const char *argv0) {
+std::string generator_path() {
     if (const char *env = std::getenv("MHAC_GENERATOR")) return env;
     std::error_code ec;
     fs::path self = fs::canonical("/proc/self/exe", ec);
@@ -52,7 +52,6 @@ std::string generator_path(const char *argv0) {
         fs::path installed = self.parent_path() / ".." / "libexec" / "mhac" / "mhac_generators";
         if (fs::exists(installed)) return installed.string();
     }
-    (void)argv0;
 #ifdef MHAC_BUILD_GENERATOR
     if (fs::exists(MHAC_BUILD_GENERATOR)) return MHAC_BUILD_GENERATOR;
 #endif
@@ -143,7 +142,7 @@ int generate_command(int argc, char **argv) {
     for (const auto &c : cfg.at("configs")) configs.push_back(parse_config(c));
 
     KernelPlan plan = plan_kernel_set(set_name, split(targets_arg, ','), configs);
-    const std::string gen = generator_path(argv ? argv[0] : nullptr);
+    const std::string gen = generator_path();
     fs::create_directories(fs::path(out_dir) / "mhac");
 
     std::string target_list;
