@@ -1,4 +1,4 @@
-// CUDA schedules (cuda_capability_80 / _86 targets; newer GPUs JIT the PTX).
+// CUDA schedules (every CUDA target of the kernel table; newer GPUs JIT the PTX).
 //
 // Untuned and not yet measured: this session had no GPU. `tools/dev
 // gpu-check` builds and runs the CUDA tests and benchmark in one step on a GPU

@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "kernel_plan.h"  // tools/plan: the one table expansion
@@ -40,15 +39,6 @@ const char *kUsage =
     "  --plan-only: write the registry, the header and manifest.json, run no generator\n"
     "  targets: a Halide multi-target ladder, best first, e.g.\n"
     "           x86-64-linux-avx2-fma-f16c,x86-64-linux-sse41\n";
-
-std::vector<std::string> split(const std::string &s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, sep);) {
-        if (!item.empty()) out.push_back(item);
-    }
-    return out;
-}
 
 std::string generator_path() {
     if (const char *env = std::getenv("MHAC_GENERATOR")) return env;
@@ -127,7 +117,7 @@ plan::KernelPlan load_plan(const std::string &config_path, const std::string &ta
             }
         }
         if (set_name.empty()) set_name = "generated_set";
-        return plan::plan_kernel_set(set_name, split(targets, ','), configs);
+        return plan::plan_kernel_set(set_name, plan::split_list(targets, ','), configs);
     } catch (const nlohmann::json::exception &e) {
         throw Error(config_path + ": not a valid configuration: " + e.what());
     } catch (const plan::PlanError &e) {

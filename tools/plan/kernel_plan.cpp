@@ -9,15 +9,6 @@ namespace mhac::plan {
 
 namespace {
 
-std::vector<std::string> split(const std::string &s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, sep);) {
-        if (!item.empty()) out.push_back(item);
-    }
-    return out;
-}
-
 int parse_size(const std::string &row, const std::string &field, const std::string &text) {
     size_t used = 0;
     int v = -1;
@@ -35,9 +26,8 @@ int parse_size(const std::string &row, const std::string &field, const std::stri
 
 // The generator parameters a row sets itself; a stage knob may not repeat them.
 const char *const kStructuralParams[] = {
-    "num_heads",      "key_dim",         "value_dim", "query_features", "key_features",
-    "value_features", "output_features", "use_bias",  "mask_kind",      "path",
-    "in_features",    "out_features"};
+    "num_heads",       "key_dim",  "value_dim", "query_features", "key_features", "value_features",
+    "output_features", "use_bias", "mask_kind", "path",           "in_features",  "out_features"};
 const char *const kKnobStages[] = {"fused", "projection", "scores", "combine"};
 
 }  // namespace
@@ -52,8 +42,8 @@ ConfigRow::Param parse_row_param(const std::string &row, const std::string &toke
     ConfigRow::Param p{token.substr(0, colon), token.substr(colon + 1)};
     if (std::find(std::begin(kKnobStages), std::end(kKnobStages), p.stage) ==
         std::end(kKnobStages)) {
-        throw PlanError("row '" + row + "': unknown stage '" + p.stage +
-                        "' in '" + token + "' (fused, projection, scores, combine)");
+        throw PlanError("row '" + row + "': unknown stage '" + p.stage + "' in '" + token +
+                        "' (fused, projection, scores, combine)");
     }
     const std::string key = token.substr(colon + 1, eq - colon - 1);
     if (std::find(std::begin(kStructuralParams), std::end(kStructuralParams), key) !=
@@ -73,8 +63,8 @@ public:
     explicit KernelList(int capability) : capability_(capability) {}
 
     // Plans kernel `stage`/`stem` and returns its symbol.
-    std::string add(const std::string &stage, const std::string &stem,
-                    const std::string &generator, std::vector<std::string> params) {
+    std::string add(const std::string &stage, const std::string &stem, const std::string &generator,
+                    std::vector<std::string> params) {
         std::string name = kernel_symbol(stage, stem, capability_);
         for (const PlannedKernel &k : kernels_) {
             if (k.name != name) continue;
@@ -132,18 +122,18 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         if (!c.use_bias) stem += "_nobias";
         proj << entry(kernels.add(
             "projection", stem, "mhac_projection",
-            with_knobs({num("in_features", s[0]), num("out_features", s[1]), "use_bias=" + bias},
-                       c, "projection")));
+            with_knobs({num("in_features", s[0]), num("out_features", s[1]), "use_bias=" + bias}, c,
+                       "projection")));
     }
     const std::string heads_stem =
         generic ? std::string("generic")
                 : "n" + std::to_string(c.num_heads) + "_h" + std::to_string(c.key_dim);
     for (const char *path : kKerasPathTokens) {
-        scores << entry(kernels.add(
-            "scores", heads_stem + "_" + path, "mhac_scores",
-            with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
-                        std::string("path=") + path},
-                       c, "scores")));
+        scores << entry(
+            kernels.add("scores", heads_stem + "_" + path, "mhac_scores",
+                        with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                                    std::string("path=") + path},
+                                   c, "scores")));
     }
     const std::string combine = kernels.add(
         "combine",
@@ -158,18 +148,18 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         }
         fused << entry(kernels.add(
             "fused", c.name + "_" + mask, "mhac_fused",
-            with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
-                        num("value_dim", c.value_dim), num("query_features", c.query_features),
-                        num("key_features", c.key_features),
-                        num("value_features", c.value_features),
-                        num("output_features", c.output_features), "use_bias=" + bias,
-                        std::string("mask_kind=") + mask},
-                       c, "fused")));
+            with_knobs(
+                {num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                 num("value_dim", c.value_dim), num("query_features", c.query_features),
+                 num("key_features", c.key_features), num("value_features", c.value_features),
+                 num("output_features", c.output_features), "use_bias=" + bias,
+                 std::string("mask_kind=") + mask},
+                c, "fused")));
     }
     std::ostringstream row;
-    row << "    {\"" << c.name << "\", {" << c.num_heads << ", " << c.key_dim << ", "
-        << c.value_dim << ", " << c.query_features << ", " << c.key_features << ", "
-        << c.value_features << ", " << c.output_features << ", " << bias << "},\n"
+    row << "    {\"" << c.name << "\", {" << c.num_heads << ", " << c.key_dim << ", " << c.value_dim
+        << ", " << c.query_features << ", " << c.key_features << ", " << c.value_features << ", "
+        << c.output_features << ", " << bias << "},\n"
         << "     {" << fused.str() << "},\n"
         << "     {" << proj.str() << "},\n"
         << "     {" << scores.str() << "},\n"
@@ -181,6 +171,15 @@ const char *const kGeneratedBy = "// Generated by the kernel planner (tools/plan
 
 }  // namespace
 
+std::vector<std::string> split_list(const std::string &text, char sep) {
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    for (std::string item; std::getline(ss, item, sep);) {
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
 ConfigRow parse_row(const std::string &text) {
     std::istringstream in(text);
     std::vector<std::string> f;
@@ -191,9 +190,8 @@ ConfigRow parse_row(const std::string &text) {
     }
     ConfigRow r;
     r.name = f[0];
-    int *sizes[] = {&r.num_heads,      &r.key_dim,        &r.value_dim,
-                    &r.query_features, &r.key_features,   &r.value_features,
-                    &r.output_features};
+    int *sizes[] = {&r.num_heads,    &r.key_dim,        &r.value_dim,      &r.query_features,
+                    &r.key_features, &r.value_features, &r.output_features};
     const char *fields[] = {"num_heads",    "key_dim",        "value_dim",      "query_features",
                             "key_features", "value_features", "output_features"};
     for (int i = 0; i < 7; i++) *sizes[i] = parse_size(text, fields[i], f[1 + i]);
@@ -201,7 +199,7 @@ ConfigRow parse_row(const std::string &text) {
         throw PlanError("row '" + text + "': use_bias must be 0 or 1, got '" + f[8] + "'");
     }
     r.use_bias = f[8] == "1";
-    r.masks = split(f[9], ',');
+    r.masks = split_list(f[9], ',');
     for (size_t i = 10; i < f.size(); i++) r.params.push_back(parse_row_param(text, f[i]));
     return r;
 }
@@ -239,7 +237,7 @@ void check_row(const ConfigRow &c, bool generic) {
 // targets alone and the runtime picks the device.
 void plan_device(KernelPlan &plan) {
     const std::string &baseline = plan.targets.back();
-    const std::vector<std::string> parts = split(baseline, '-');
+    const std::vector<std::string> parts = split_list(baseline, '-');
     if (parts.size() < 3) {
         throw PlanError("target '" + baseline + "' is not arch-bits-os[-features]");
     }
@@ -249,7 +247,8 @@ void plan_device(KernelPlan &plan) {
         if (feature == "cuda") plan.device = "cuda";
         const std::string cap = "cuda_capability_";
         if (feature.rfind(cap, 0) == 0) {
-            plan.compute_capability = parse_size(baseline, "cuda capability", feature.substr(cap.size()));
+            plan.compute_capability =
+                parse_size(baseline, "cuda capability", feature.substr(cap.size()));
         }
     }
     if (plan.device == "cuda") {
@@ -277,10 +276,9 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
     for (const char *path : kKerasPathTokens) {
         softmax << "    {";
         for (const char *mask : kMaskKindNames) {
-            softmax << entry(kernels.add("softmax", std::string(mask) + "_" + path,
-                                         "mhac_masked_softmax",
-                                         {std::string("mask_kind=") + mask,
-                                          std::string("path=") + path}));
+            softmax << entry(
+                kernels.add("softmax", std::string(mask) + "_" + path, "mhac_masked_softmax",
+                            {std::string("mask_kind=") + mask, std::string("path=") + path}));
         }
         softmax << "},\n";
     }

@@ -39,6 +39,9 @@ struct ConfigRow {
 // e.g. "bert_base 12 64 64 768 768 768 768 1 none,causal,dense fused:knob=4".
 ConfigRow parse_row(const std::string &text);
 
+// The non-empty items of a `sep`-separated list ("a,b,,c" -> a, b, c).
+std::vector<std::string> split_list(const std::string &text, char sep);
+
 // One extra parameter, "stage:key=value" (`row` names the row in errors).
 ConfigRow::Param parse_row_param(const std::string &row, const std::string &token);
 
@@ -53,10 +56,10 @@ struct PlannedKernel {
 
 struct KernelPlan {
     std::string set_name;
-    std::vector<std::string> targets;  // the Halide ladder, best first
-    std::string device;                // cpu | cuda
-    int compute_capability = 0;        // CUDA sets: from cuda_capability_<N>
-    std::string runtime_target;        // arch-bits-os[-cuda] of the baseline
+    std::vector<std::string> targets;    // the Halide ladder, best first
+    std::string device;                  // cpu | cuda
+    int compute_capability = 0;          // CUDA sets: from cuda_capability_<N>
+    std::string runtime_target;          // arch-bits-os[-cuda] of the baseline
     std::vector<PlannedKernel> kernels;  // each once, in registry order
     std::string registry_source;         // <set>_registry.cpp
     std::string header;                  // mhac/kernel_set_<set>.h

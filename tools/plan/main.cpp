@@ -24,15 +24,6 @@ using mhac::plan::PlanError;
 
 namespace {
 
-std::vector<std::string> split(const std::string &s, char sep) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, sep);) {
-        if (!item.empty()) out.push_back(item);
-    }
-    return out;
-}
-
 void write_if_changed(const fs::path &path, const std::string &text) {
     std::ifstream in(path, std::ios::binary);
     std::stringstream old;
@@ -69,7 +60,7 @@ int plan_set(std::map<std::string, std::string> f) {
         rows.push_back(mhac::plan::parse_row(line));
     }
     mhac::plan::KernelPlan plan =
-        mhac::plan::plan_kernel_set(name, split(need(f, "--targets"), ','), rows);
+        mhac::plan::plan_kernel_set(name, mhac::plan::split_list(need(f, "--targets"), ','), rows);
     const fs::path out = need(f, "--out");
     write_if_changed(out / (name + "_registry.cpp"), plan.registry_source);
     write_if_changed(out / "mhac" / ("kernel_set_" + name + ".h"), plan.header);
@@ -79,8 +70,8 @@ int plan_set(std::map<std::string, std::string> f) {
 
 int plan_list(std::map<std::string, std::string> f) {
     const std::string header = need(f, "--header");
-    mhac::plan::SetList list =
-        mhac::plan::kernel_set_list(header, need(f, "--function"), split(need(f, "--sets"), ','));
+    mhac::plan::SetList list = mhac::plan::kernel_set_list(
+        header, need(f, "--function"), mhac::plan::split_list(need(f, "--sets"), ','));
     const fs::path out = need(f, "--out");
     write_if_changed(out / header, list.header);
     write_if_changed(out / (fs::path(header).stem().string() + ".cpp"), list.source);

@@ -81,9 +81,10 @@ inline bool parse_keras_path(const std::string &name, KerasPath *path) {
     return false;
 }
 
-// Kernel sets for a CUDA device carry its compute capability (86 for
-// cuda_capability_86); CPU sets carry 0. The tag names the device in kernel
-// symbols and variant names: "" for the CPU, "cuda86".
+// Kernel sets for a CUDA device carry its compute capability (86 for 8.6,
+// from the Halide target's capability feature); CPU sets carry 0. The tag
+// names the device in kernel symbols and variant names: "" for the CPU,
+// "cuda86".
 inline std::string device_tag(int compute_capability) {
     return compute_capability > 0 ? "cuda" + std::to_string(compute_capability) : std::string();
 }

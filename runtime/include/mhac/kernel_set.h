@@ -66,7 +66,7 @@ struct KernelSet {
     const char *name;
     const char *targets;     // the Halide multi-target ladder, best first
     const char *device;      // "cpu" or "cuda"
-    int compute_capability;  // CUDA sets: e.g. 86 (Halide's cuda_capability_86); 0 for CPU sets
+    int compute_capability;  // CUDA sets: e.g. 86 for compute capability 8.6; 0 for CPU sets
     const ConfigKernels *configs;
     std::size_t num_configs;
     const SoftmaxKernels &softmax;

@@ -110,7 +110,7 @@ struct CallOptions {
     // ("generic" or a row name) instead of select_variant's choice.
     std::string force_config;
     // Testing and benchmarking: run on this kernel set (a KernelSet::name
-    // given to the layer, e.g. "default_set_cuda80") instead of the one the
+    // given to the layer, e.g. a CUDA set of kernel_sets::all()) instead of the one the
     // device would pick.
     std::string force_kernel_set;
 };
@@ -218,7 +218,7 @@ public:
     // referenced afterwards.
     void set_weights(const KerasWeights &weights);
 
-    // Makes a device kernel set (e.g. default_set_cuda86) available to calls
+    // Makes a device kernel set (a CUDA set) available to calls
     // with CallOptions::device cuda or automatic. Several CUDA sets may be
     // added; a call uses the highest compute capability the device runs.
     void add_device_kernels(const KernelSet &kernels);
