@@ -307,6 +307,152 @@ TEST(Masks, PaddingMasksAndCausalCombine) {
     }
 }
 
+// Keras ANDs the padding masks into [B, T, 1] / [B, 1, S] (and causal into
+// [1, T, S]) before attention_mask, with trailing-axis broadcasting: against
+// a [B, N, T, S] attention_mask the padding masks' batch axis meets the head
+// axis. With B == N, batch b's padding lands on head b of every batch.
+TEST(Masks, PaddingMasksMeetTheHeadAxisOfARank4AttentionMask) {
+    const int64_t B = 2, N = 2, T = 5, S = 6;
+    Harness h(config(N, 4), 16, 16);
+    Inputs in({B, T, 16}, {B, S, 16});
+    std::vector<uint8_t> am = random_mask(B * N * T * S, 21, 0.8);
+    std::vector<uint8_t> qm = {1, 1, 1, 1, 0, 1, 1, 0, 0, 0};
+    std::vector<uint8_t> vm = {1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 0};
+    MaskView av{am.data(), {B, N, T, S}}, qv{qm.data(), {B, T}}, vv{vm.data(), {B, S}};
+    for (int which = 0; which < 4; which++) {  // value, query, both, value + causal
+        const bool use_q = which == 1 || which == 2, use_v = which != 1, causal = which == 3;
+        // Keras's result, written out: head n takes batch n's padding masks.
+        std::vector<uint8_t> keras(am.size());
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t s = 0; s < S; s++) {
+                        const int64_t i = ((b * N + n) * T + t) * S + s;
+                        keras[i] = am[i] && (!use_q || qm[n * T + t]) &&
+                                   (!use_v || vm[n * S + s]) && (!causal || s <= t);
+                    }
+        MaskView kv{keras.data(), {B, N, T, S}};
+        for (bool scores : {false, true}) {
+            SCOPED_TRACE(std::to_string(which) + (scores ? " scores" : " fused"));
+            CallOptions o;
+            o.attention_mask = &av;
+            o.query_mask = use_q ? &qv : nullptr;
+            o.value_mask = use_v ? &vv : nullptr;
+            o.use_causal_mask = causal;
+            o.return_attention_scores = scores;
+            reference::Call rc = in.call();
+            rc.attention_mask = am.data();
+            rc.attention_mask_shape = {B, N, T, S};
+            rc.query_mask = use_q ? qm.data() : nullptr;
+            rc.value_mask = use_v ? vm.data() : nullptr;
+            rc.causal = causal;
+            const auto path = scores ? reference::Path::explicit_scores : reference::Path::fused;
+            check(h, in, o, rc, path);
+            // The same as passing Keras's combined mask alone.
+            CallOptions alone;
+            alone.attention_mask = &kv;
+            alone.return_attention_scores = scores;
+            CallResult a = h.layer.call(in.query.view(), in.value.view(), o);
+            CallResult b = h.layer.call(in.query.view(), in.value.view(), alone);
+            EXPECT_EQ(a.output.data, b.output.data);
+            EXPECT_EQ(a.scores.data, b.scores.data);
+        }
+    }
+}
+
+TEST(Masks, PaddingMasksBroadcastOverHeadsAtBatchOne) {
+    Harness h(config(3, 4), 16, 16);
+    Inputs in({1, 4, 16}, {1, 5, 16});
+    std::vector<uint8_t> am = random_mask(3 * 4 * 5, 22, 0.8);
+    std::vector<uint8_t> qm = {1, 1, 0, 1}, vm = {1, 0, 1, 1, 0};
+    MaskView av{am.data(), {1, 3, 4, 5}}, qv{qm.data(), {1, 4}}, vv{vm.data(), {1, 5}};
+    for (bool scores : {false, true}) {
+        CallOptions o;
+        o.attention_mask = &av;
+        o.query_mask = &qv;
+        o.value_mask = &vv;
+        o.use_causal_mask = true;
+        o.return_attention_scores = scores;
+        reference::Call rc = in.call();
+        rc.attention_mask = am.data();
+        rc.attention_mask_shape = {1, 3, 4, 5};
+        rc.query_mask = qm.data();
+        rc.value_mask = vm.data();
+        rc.causal = true;
+        check(h, in, o, rc, scores ? reference::Path::explicit_scores : reference::Path::fused);
+    }
+}
+
+// Where Keras's broadcast fails (B != N, neither 1), Keras raises: so does mhac.
+TEST(Masks, PaddingMaskBatchAgainstOtherHeadCountIsAnError) {
+    Harness h(config(2, 4), 16, 16);
+    Inputs in({3, 4, 16}, {3, 5, 16});
+    std::vector<uint8_t> am(3 * 2 * 4 * 5, 1), vm(3 * 5, 1), qm(3 * 4, 1);
+    MaskView av{am.data(), {3, 2, 4, 5}}, vv{vm.data(), {3, 5}}, qv{qm.data(), {3, 4}};
+    for (bool query : {false, true}) {
+        CallOptions o;
+        o.attention_mask = &av;
+        (query ? o.query_mask : o.value_mask) = query ? &qv : &vv;
+        EXPECT_THAT([&] { h.layer.call(in.query.view(), in.value.view(), o); },
+                    ::testing::ThrowsMessage<Error>(
+                        ::testing::AllOf(HasSubstr("attention_mask shape [3, 2, 4, 5]"),
+                                         HasSubstr(query ? "query_mask [3, 4] as [3, 4, 1]"
+                                                         : "value_mask [3, 5] as [3, 1, 5]"),
+                                         HasSubstr("Keras"))));
+        reference::Call rc = in.call();
+        rc.attention_mask = am.data();
+        rc.attention_mask_shape = {3, 2, 4, 5};
+        (query ? rc.query_mask : rc.value_mask) = query ? qm.data() : vm.data();
+        EXPECT_THROW(
+            reference::multi_head_attention(h.reference_layer(), rc, reference::Path::fused),
+            std::invalid_argument);
+    }
+    // Padding masks that disagree among themselves: named too.
+    std::vector<uint8_t> other(2 * 5, 1);
+    MaskView ov{other.data(), {2, 5}};
+    CallOptions o;
+    o.query_mask = &qv;
+    o.value_mask = &ov;
+    EXPECT_THAT([&] { h.layer.call(in.query.view(), in.value.view(), o); },
+                ::testing::ThrowsMessage<Error>(::testing::AllOf(HasSubstr("value_mask [2, 5]"),
+                                                                 HasSubstr("query_mask [3, 4]"))));
+}
+
+// N-D inputs: the tensors' Keras masks (shape = input shape without features)
+// combine by the same rule; with attention over axis 2 they mask per (b, x).
+TEST(Masks, PaddingMasksOfFourDInputs) {
+    Harness h(config(2, 4, {2}), 16, 16);
+    Inputs in({2, 3, 4, 16}, {2, 3, 5, 16});
+    std::vector<uint8_t> qm = random_mask(2 * 3 * 4, 31, 0.8), vm = random_mask(2 * 3 * 5, 32);
+    for (int64_t bx = 0; bx < 6; bx++) vm[bx * 5] = 1;
+    MaskView qv{qm.data(), {2, 3, 4}}, vv{vm.data(), {2, 3, 5}};
+    for (bool scores : {false, true}) {
+        CallOptions o;
+        o.query_mask = &qv;
+        o.value_mask = &vv;
+        o.return_attention_scores = scores;
+        reference::Call rc = in.call();
+        rc.attention_axes = {2};
+        rc.query_mask = qm.data();
+        rc.query_mask_shape = {2, 3, 4};
+        rc.value_mask = vm.data();
+        rc.value_mask_shape = {2, 3, 5};
+        check(h, in, o, rc, reference::Path::explicit_scores);
+    }
+    // Causal builds [1, 3, 3] from axis-1 lengths; against scores [B, X, N, T, S]
+    // with X = 3 it lands on (T, S) only where T = S = 3, else Keras raises.
+    Inputs square({2, 3, 3, 16}, {2, 3, 3, 16});
+    CallOptions o;
+    o.use_causal_mask = true;
+    o.return_attention_scores = true;
+    reference::Call rc = square.call();
+    rc.attention_axes = {2};
+    rc.causal = true;
+    check(h, square, o, rc, reference::Path::explicit_scores);
+    EXPECT_THAT([&] { h.layer.call(in.query.view(), in.value.view(), o); },
+                ::testing::ThrowsMessage<Error>(HasSubstr("use_causal_mask [1, 3, 3]")));
+}
+
 TEST(Masks, CausalShortQueries) {
     Harness h(config(2, 4), 16, 16);
     Inputs in({2, 3, 16}, {2, 7, 16});  // T=3 < S=7: row i sees keys 0..i

@@ -8,6 +8,21 @@ namespace mhac::detail {
 
 namespace {
 
+// Keras 3.15 `MultiHeadAttention._compute_attention_mask` and
+// `_masked_softmax`, step by step:
+//   1. auto mask = query_mask[..., None]  ([B, T] -> [B, T, 1])
+//                & value_mask[..., None, :] ([B, S] -> [B, 1, S])
+//                & key_mask[..., None, :]
+//                & causal [1, T, S] & sliding window [1, T, S]
+//      (T, S: axis-1 lengths of query and value), numpy broadcasting;
+//   2. mask = attention_mask & auto mask, numpy broadcasting (trailing axes
+//      aligned), so an auto mask [B, 1, S] meets a [B, N, T, S]
+//      attention_mask's head axis with its batch axis;
+//   3. while rank < scores rank: expand_dims at -(2 * |attention axes| + 1);
+//   4. every axis 1 or equal to the scores' (Softmax's check).
+// Each mask below is a Part: its shape as Keras sees it after step 1's
+// expand_dims, then placed in the scores' frame (steps 2-3).
+
 // A shape held inline: planning a call's masks allocates nothing.
 constexpr size_t kMaxScoresRank = 32;
 struct Dims {
@@ -16,6 +31,13 @@ struct Dims {
     int64_t &operator[](size_t i) { return v[i]; }
     int64_t operator[](size_t i) const { return v[i]; }
     size_t size() const { return n; }
+    void push_back(int64_t d) {
+        if (n == kMaxScoresRank) {
+            throw Error("a mask of rank above " + std::to_string(kMaxScoresRank) +
+                        " exceeds mhac's limit");
+        }
+        v[n++] = d;
+    }
 };
 
 Dims dims_of(const Shape &s) {
@@ -29,9 +51,62 @@ Dims dims_of(const Shape &s) {
     return d;
 }
 
-[[noreturn]] void not_broadcastable(const char *name, const Shape &mask, const Shape &scores) {
-    throw Error(std::string(name) + " shape " + shape_to_string(mask) +
-                " cannot be broadcast to the attention scores shape " + shape_to_string(scores));
+std::string dims_to_string(const Dims &d) {
+    return shape_to_string(Shape(d.v.begin(), d.v.begin() + d.n));
+}
+
+enum class Source { tensor, causal, window };
+
+struct Part {
+    const char *name = "";
+    Source source = Source::tensor;
+    const uint8_t *data = nullptr;      // tensor only
+    const Shape *given = nullptr;       // tensor only: the caller's shape
+    Dims shape;                         // as Keras combines it (after step 1's expand_dims)
+    Dims aligned;                       // in the scores' frame (after step 3)
+    Dims stride;                        // over `aligned`, 0 on length-1 axes
+    size_t row_axis = 0, col_axis = 0;  // patterns: where (i, j) land in the scores' frame
+};
+
+constexpr size_t kMaxParts = 6;  // attention, query, value, key, causal, window
+struct Parts {
+    std::array<Part, kMaxParts> v;
+    size_t n = 0;
+    Part &add() { return v[n++]; }
+};
+
+// "value_mask [2, 6] as [2, 1, 6]", "use_causal_mask [1, 5, 6]".
+std::string describe(const Part &p) {
+    if (p.source != Source::tensor) return std::string(p.name) + " " + dims_to_string(p.shape);
+    std::string s = std::string(p.name) + " " + shape_to_string(*p.given);
+    if (p.shape.size() != p.given->size()) s += " as " + dims_to_string(p.shape);
+    return s;
+}
+
+std::string describe_all(const Parts &parts, size_t from, size_t to) {
+    std::string s;
+    for (size_t i = from; i < to; i++) s += (s.empty() ? "" : ", ") + describe(parts.v[i]);
+    return s;
+}
+
+constexpr const char *kKerasOrder =
+    "Keras ANDs the padding masks (query_mask as [B, T, 1], value_mask and key_mask as "
+    "[B, 1, S]) and the causal and sliding-window masks ([1, T, S]) first, then ANDs that "
+    "with attention_mask by trailing-axis broadcasting, before aligning to the scores";
+
+// Numpy broadcasting of `acc` (right-aligned) with `next`; false if they clash.
+bool broadcast_into(Dims &acc, const Dims &next) {
+    Dims out;
+    const size_t r = std::max(acc.size(), next.size());
+    out.n = r;
+    for (size_t i = 0; i < r; i++) {
+        const int64_t a = i + acc.size() >= r ? acc[i + acc.size() - r] : 1;
+        const int64_t b = i + next.size() >= r ? next[i + next.size() - r] : 1;
+        if (a != b && a != 1 && b != 1) return false;
+        out[i] = a == 1 ? b : a;
+    }
+    acc = out;
+    return true;
 }
 
 void require_mask_data(const char *name, const MaskView &m) {
@@ -39,38 +114,24 @@ void require_mask_data(const char *name, const MaskView &m) {
         throw Error(std::string(name) + " has null data (shape " + shape_to_string(m.shape) + ")");
 }
 
-// Keras: while the mask's rank is below the scores', insert a length-1 axis
-// at -(2 * |attention axes| + 1), the head slot. Then every axis must be 1 or
-// equal to the scores'.
-Dims align_to_scores(const MaskView &m, const Shape &scores, int attention_rank) {
-    if (m.shape.size() < 2 || m.shape.size() > scores.size()) {
-        not_broadcastable("attention_mask", m.shape, scores);
-    }
-    // Insert the missing length-1 axes just before the last 2 * |axes| ones.
-    Dims a;
-    a.n = scores.size();
-    const size_t missing = scores.size() - m.shape.size();
-    const size_t split = m.shape.size() - 2 * attention_rank;
-    for (size_t i = 0, j = 0; i < a.n; i++) {
-        a[i] = (i >= split && i < split + missing) ? 1 : m.shape[j++];
-    }
-    for (size_t i = 0; i < a.size(); i++) {
-        if (a[i] != 1 && a[i] != scores[i]) not_broadcastable("attention_mask", m.shape, scores);
-    }
-    return a;
-}
-
-void require_padding_mask(const char *name, const MaskView &m, const Shape &expected,
-                          const AxesPlan &axes) {
+// Step 1's expand_dims: query mask at -1, value and key masks at -2.
+void add_padding_mask(Parts &parts, const char *name, const MaskView &m, bool is_query) {
     require_mask_data(name, m);
-    if (axes.rank != 3) {
-        // Keras builds padding masks assuming [B, T, E] inputs (spec 2).
-        throw Error(std::string(name) + " needs 3-D inputs, as in Keras; the inputs have rank " +
-                    std::to_string(axes.rank));
+    if (!is_query && m.shape.empty()) {
+        // ops.expand_dims(x, -2) needs rank >= 1.
+        throw Error(std::string(name) +
+                    " must have rank >= 1 (Keras expands it to [..., 1, S]); got a scalar");
     }
-    if (m.shape != expected) {
-        throw Error(std::string(name) + " has shape " + shape_to_string(m.shape) + ", expected " +
-                    shape_to_string(expected));
+    Part &p = parts.add();
+    p.name = name;
+    p.data = m.data;
+    p.given = &m.shape;
+    for (int64_t d : m.shape) p.shape.push_back(d);
+    if (is_query) {
+        p.shape.push_back(1);
+    } else {
+        p.shape.push_back(p.shape[p.shape.size() - 1]);
+        p.shape[p.shape.size() - 2] = 1;
     }
 }
 
@@ -81,52 +142,130 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
                     int sliding_window, std::vector<uint8_t> &storage) {
     MaskPlan plan;
     const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
-    const int attention_rank = static_cast<int>(axes.attention_axes.size());
+    const size_t attention_rank = axes.attention_axes.size();
     const bool causal = options.use_causal_mask;
     const int64_t window = sliding_window;
-    const bool on_axis_one = axes.attention_axes.size() == 1 && axes.attention_axes[0] == 1;
-    if ((causal || window > 0) && !on_axis_one) {
-        // Keras builds the causal and sliding-window masks from axis-1
-        // lengths: they are only meaningful when attention runs over axis 1.
-        throw Error(std::string(causal ? "use_causal_mask" : "sliding_window") +
-                    " needs attention over axis 1 alone, as in Keras; attention_axes resolve "
-                    "to other axes for query shape " +
-                    shape_to_string(query));
-    }
-    const MaskView *qm = options.query_mask, *vm = options.value_mask, *km = options.key_mask;
-    if (qm) require_padding_mask("query_mask", *qm, {query[0], query[1]}, axes);
-    if (vm) require_padding_mask("value_mask", *vm, {value[0], value[1]}, axes);
-    if (km) require_padding_mask("key_mask", *km, {value[0], value[1]}, axes);
-
-    const MaskView *am = options.attention_mask;
-    Dims aligned;
-    if (am) {
-        require_mask_data("attention_mask", *am);
-        aligned = align_to_scores(*am, scores_shape, attention_rank);
-    }
-    const bool banded = causal || window > 0;  // patterns over (t, s) from axis 1
+    const MaskView *am = options.attention_mask, *qm = options.query_mask, *vm = options.value_mask,
+                   *km = options.key_mask;
+    if (am) require_mask_data("attention_mask", *am);
     if (!am && !qm && !vm && !km && window == 0) {
-        plan.kind = causal ? MaskKind::causal : MaskKind::none;
-        return plan;
+        if (!causal) return plan;
+        // Causal only: the kernels' own s <= t pattern is Keras's [1, T, S]
+        // one when attention runs over axis 1 alone (T, S are axis-1 lengths).
+        if (attention_rank == 1 && axes.attention_axes[0] == 1) {
+            plan.kind = MaskKind::causal;
+            return plan;
+        }
     }
     plan.kind = MaskKind::dense;
 
-    // Axis positions in the scores shape: [batch axes..., N, T axes..., S axes...].
+    // Step 1: the auto mask, in Keras's order.
+    Parts parts;
+    if (qm) add_padding_mask(parts, "query_mask", *qm, true);
+    if (vm) add_padding_mask(parts, "value_mask", *vm, false);
+    if (km) add_padding_mask(parts, "key_mask", *km, false);
+    for (Source pattern : {Source::causal, Source::window}) {
+        if (pattern == Source::causal ? !causal : window == 0) continue;
+        Part &p = parts.add();
+        p.name = pattern == Source::causal ? "use_causal_mask" : "sliding_window";
+        p.source = pattern;
+        p.shape.push_back(1);
+        p.shape.push_back(query[1]);
+        p.shape.push_back(value[1]);
+    }
+    const size_t n_auto = parts.n;
+    Dims combined;
+    for (size_t i = 0; i < n_auto; i++) {
+        if (!broadcast_into(combined, parts.v[i].shape)) {
+            throw Error("mask " + describe(parts.v[i]) + " does not broadcast with " +
+                        describe_all(parts, 0, i) + " (combined shape " + dims_to_string(combined) +
+                        "); " + kKerasOrder);
+        }
+    }
+
+    // Step 2: attention_mask & auto mask.
+    if (am) {
+        Part &p = parts.add();
+        p.name = "attention_mask";
+        p.data = am->data;
+        p.given = &am->shape;
+        for (int64_t d : am->shape) p.shape.push_back(d);
+        if (n_auto > 0 && !broadcast_into(combined, p.shape)) {
+            throw Error("attention_mask shape " + shape_to_string(am->shape) +
+                        " does not broadcast with the padding/causal mask " +
+                        dims_to_string(combined) + " (from " + describe_all(parts, 0, n_auto) +
+                        "): " + kKerasOrder +
+                        ", so that mask's batch axis meets the attention_mask axis at the same "
+                        "position from the end (the head axis of a [B, N, T, S] mask)");
+        }
+        if (n_auto == 0) combined = p.shape;
+    }
+    auto what = [&]() -> std::string {  // built only for an error: no allocation otherwise
+        if (parts.n == 1 && am) return "attention_mask shape " + shape_to_string(am->shape);
+        return "the combined mask " + dims_to_string(combined) + " (from " +
+               describe_all(parts, 0, parts.n) + ")";
+    };
+
+    // Step 3: align to the scores' rank at the head slot.
+    const Dims scores = dims_of(scores_shape);
+    const size_t R = combined.size(), sr = scores.size();
+    if (R > sr) {
+        throw Error(what() + " cannot be broadcast to the attention scores shape " +
+                    shape_to_string(scores_shape) + ": its rank is higher");
+    }
+    const size_t missing = sr - R;
+    if (missing > 0 && R < 2 * attention_rank) {
+        // ops.expand_dims(mask, -(2k + 1)) needs rank >= 2k.
+        throw Error(what() + " cannot be broadcast to the attention scores shape " +
+                    shape_to_string(scores_shape) + ": Keras inserts length-1 axes at position " +
+                    std::to_string(-(2 * static_cast<int>(attention_rank) + 1)) +
+                    ", which needs a mask of rank >= " + std::to_string(2 * attention_rank));
+    }
+    const size_t split = R - 2 * attention_rank;  // used only when missing > 0
+    auto position = [&](size_t frame) {
+        return missing > 0 && frame >= split ? frame + missing : frame;
+    };
+    Dims full;  // the combined mask in the scores' frame
+    full.n = sr;
+    for (size_t i = 0; i < sr; i++) full[i] = 1;
+    for (size_t i = 0; i < R; i++) full[position(i)] = combined[i];
+    // Step 4: Softmax's check.
+    for (size_t i = 0; i < sr; i++) {
+        if (full[i] != 1 && full[i] != scores[i]) {
+            throw Error(what() + " cannot be broadcast to the attention scores shape " +
+                        shape_to_string(scores_shape));
+        }
+    }
+    for (size_t k = 0; k < parts.n; k++) {
+        Part &p = parts.v[k];
+        p.aligned.n = sr;
+        for (size_t i = 0; i < sr; i++) p.aligned[i] = 1;
+        const size_t offset = R - p.shape.size();
+        for (size_t i = 0; i < p.shape.size(); i++) p.aligned[position(offset + i)] = p.shape[i];
+        p.row_axis = position(R - 2);
+        p.col_axis = position(R - 1);
+        p.stride.n = sr;
+        int64_t st = 1;
+        for (size_t i = sr; i-- > 0;) {
+            p.stride[i] = p.aligned[i] == 1 ? 0 : st;
+            st *= p.aligned[i];
+        }
+    }
+
+    // Scores axes: [batch axes..., N, T axes..., S axes...].
     const size_t nb = axes.batch_axes.size();
     const size_t head_axis = nb;
-    const int64_t heads = (am && aligned[head_axis] != 1) ? num_heads : 1;
+    const int64_t heads = full[head_axis] != 1 ? num_heads : 1;
+    bool batch_one = true, positions_full = true;
+    for (size_t i = 0; i < nb; i++) batch_one = batch_one && full[i] == 1;
+    for (size_t i = head_axis + 1; i < sr; i++)
+        positions_full = positions_full && full[i] == scores[i];
 
-    if (am && !qm && !vm && !km && !banded) {
+    if (am && parts.n == 1 && positions_full) {
         // Zero copy when only the head and whole-batch axes broadcast.
-        bool batch_full = true, batch_one = true, positions_full = true;
-        for (size_t i = 0; i < nb; i++) {
-            batch_full = batch_full && aligned[i] == scores_shape[i];
-            batch_one = batch_one && aligned[i] == 1;
-        }
-        for (size_t i = head_axis + 1; i < aligned.size(); i++) {
-            positions_full = positions_full && aligned[i] == scores_shape[i];
-        }
-        if ((batch_full || batch_one) && positions_full) {
+        bool batch_full = true;
+        for (size_t i = 0; i < nb; i++) batch_full = batch_full && full[i] == scores[i];
+        if (batch_full || batch_one) {
             plan.data = am->data;
             plan.heads = heads;
             plan.batch = batch_full ? B : 1;
@@ -136,49 +275,46 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
         }
     }
 
-    // Materialize [B, heads, T, S]: walk the scores index space (head axis
-    // collapsed when broadcast) in row-major order, reading the aligned mask
-    // through broadcast strides.
-    Dims dims = dims_of(scores_shape);
+    // Materialize [B|1, heads, T, S]: walk the scores index space (head and
+    // batch axes collapsed where the mask broadcasts over them) in row-major
+    // order, reading every part through its broadcast strides.
+    Dims dims = scores;
     dims[head_axis] = heads;
-    const size_t rank = dims.size();
-    Dims src_stride;
-    src_stride.n = rank;
-    if (am) {
-        int64_t st = 1;
-        for (int i = static_cast<int>(rank) - 1; i >= 0; i--) {
-            src_stride[i] = aligned[i] == 1 ? 0 : st;
-            st *= aligned[i];
-        }
+    if (batch_one) {
+        for (size_t i = 0; i < nb; i++) dims[i] = 1;
     }
-    const int64_t total = B * heads * T * S;
+    const int64_t batch = batch_one ? 1 : B;
+    const int64_t total = batch * heads * T * S;
     if (storage.size() < static_cast<size_t>(total)) storage.resize(static_cast<size_t>(total));
     Dims idx;
-    idx.n = rank;
-    int64_t src = 0;
+    idx.n = sr;
+    std::array<int64_t, kMaxParts> src{};
     for (int64_t i = 0; i < total; i++) {
-        // Padding masks need 3-D inputs and the band patterns a single
-        // attention axis, so (b, t, s) are the first and last two indices.
-        bool ok = !am || am->data[src] != 0;
-        if (qm || vm || km || banded) {
-            const int64_t b = idx[0], t = idx[rank - 2], s = idx[rank - 1];
-            ok = ok && (!qm || qm->data[b * T + t] != 0) && (!vm || vm->data[b * S + s] != 0) &&
-                 (!km || km->data[b * S + s] != 0) && (!causal || s <= t) &&
-                 (window == 0 || (t > s ? t - s : s - t) < window);
+        bool ok = true;
+        for (size_t k = 0; k < parts.n && ok; k++) {
+            const Part &p = parts.v[k];
+            if (p.source == Source::tensor) {
+                ok = p.data[src[k]] != 0;
+                continue;
+            }
+            // Keras's patterns over (i, j) = (row, column) of [1, T, S].
+            const int64_t r = p.aligned[p.row_axis] == 1 ? 0 : idx[p.row_axis];
+            const int64_t c = p.aligned[p.col_axis] == 1 ? 0 : idx[p.col_axis];
+            ok = p.source == Source::causal ? c <= r : (r > c ? r - c : c - r) < window;
         }
         storage[static_cast<size_t>(i)] = ok ? 1 : 0;
-        for (int k = static_cast<int>(rank) - 1; k >= 0; k--) {
-            src += src_stride[k];
+        for (size_t k = sr; k-- > 0;) {
+            for (size_t q = 0; q < parts.n; q++) src[q] += parts.v[q].stride[k];
             if (++idx[k] < dims[k]) break;
-            src -= src_stride[k] * dims[k];
+            for (size_t q = 0; q < parts.n; q++) src[q] -= parts.v[q].stride[k] * dims[k];
             idx[k] = 0;
         }
     }
     plan.data = storage.data();
     plan.heads = heads;
-    plan.batch = B;
+    plan.batch = batch;
     plan.head_stride = heads > 1 ? T * S : 0;
-    plan.batch_stride = heads * T * S;
+    plan.batch_stride = batch_one ? 0 : heads * T * S;
     return plan;
 }
 

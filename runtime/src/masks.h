@@ -1,7 +1,8 @@
-// Keras's mask combination (spec section 2): attention_mask broadcast to the
-// scores, ANDed with the padding masks and the causal mask, reduced to what
-// the kernels take: nothing, the causal pattern, or one dense uint8 mask
-// (s, t, n|1, b|1).
+// Keras's mask combination (spec section 2), in Keras's order: the padding,
+// causal and sliding-window masks ANDed into an auto mask first, then ANDed
+// with attention_mask by trailing-axis broadcasting, then aligned to the
+// scores at the head slot. Reduced to what the kernels take: nothing, the
+// causal pattern, or one dense uint8 mask (s, t, n|1, b|1).
 #pragma once
 
 #include <vector>
@@ -19,7 +20,9 @@ struct MaskPlan {
 };
 
 // Validates the masks in `options` against the call's shapes and combines
-// them. `scores_shape` is Keras's scores shape for the call. Uses `storage`
+// them exactly as Keras 3.15 does, also where Keras's broadcasting mixes
+// batch and head axes; where Keras raises, throws an Error naming the shapes.
+// `scores_shape` is Keras's scores shape for the call. Uses `storage`
 // (grown, never shrunk) when the combination must be materialized.
 // `sliding_window` > 0 adds Keras's |i - j| < w band (3.15+).
 MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,

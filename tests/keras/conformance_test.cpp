@@ -200,6 +200,9 @@ TEST_P(KerasReference, MatchesKeras) {
     rc.query_mask = as_bool(o.query_mask);
     rc.value_mask = as_bool(o.value_mask);
     rc.key_mask = as_bool(o.key_mask);
+    if (o.query_mask) rc.query_mask_shape = o.query_mask->shape;
+    if (o.value_mask) rc.value_mask_shape = o.value_mask->shape;
+    if (o.key_mask) rc.key_mask_shape = o.key_mask->shape;
     rc.causal = f.causal;
     if (f.training && c.dropout > 0) {
         rc.rate = c.dropout;

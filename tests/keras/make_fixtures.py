@@ -230,11 +230,14 @@ def spec_reference(cfg, named_w, q, v, k, masks, call, path, compute_dtype):
         j = np.arange(s)[None, :]
         return i, j
 
+    # Keras's order (_compute_attention_mask): padding, causal and window masks into the
+    # auto mask first, then attention_mask & auto with numpy (trailing-axis) broadcasting;
+    # an auto mask [B, 1, S] thus meets a [B, N, T, S] attention_mask's head axis.
     if masks.get("query_mask_effective") is not None:
-        auto = masks["query_mask_effective"].astype(bool)[..., None]
+        auto = np.expand_dims(masks["query_mask_effective"].astype(bool), -1)
     for nm in ("value_mask_effective", "key_mask_effective"):
         if masks.get(nm) is not None:
-            m = masks[nm].astype(bool)[:, None, :]
+            m = np.expand_dims(masks[nm].astype(bool), -2)
             auto = m if auto is None else (auto & m)
     T, S = q.shape[1], v.shape[1]
     if call.get("use_causal_mask"):
@@ -305,6 +308,7 @@ class Gen:
         self.shared = {}  # case name -> dict(inputs, weights, files, out)
         self.sig_files = {}  # weight signature -> first case that wrote weight files
         self.failures = []
+        self.order = []  # every case name define_cases() declares, in order
 
     # ---------------------------------------------------------------- weights
     @staticmethod
@@ -357,6 +361,7 @@ class Gen:
         dropout_stats=None,
         notes=None,
     ):
+        self.order.append(name)
         if self.only and name not in self.only and not any(name.startswith(o) for o in self.only):
             return
         print(f"[case] {name}", flush=True)
@@ -893,6 +898,23 @@ class Gen:
             meta["tf_keras_output_max_abs_diff_vs_keras3"] = float(np.max(np.abs(to - out_np)))
 
     # ---------------------------------------------------------------- manifest
+    def merge_manifest(self):
+        """--only: replace (or add) the regenerated cases' entries in the existing
+        manifest.json, in define_cases() order; every other entry and the header are
+        rewritten byte-identically."""
+        path = os.path.join(self.out_dir, "manifest.json")
+        if not os.path.exists(path):
+            return
+        with open(path) as f:
+            man = json.load(f)
+        old = {c["dir"]: c for c in man["cases"]}
+        new = {m["name"]: {"dir": m["name"], "case": jsonable(m)} for m in self.manifest}
+        man["cases"] = [new.get(n) or old[n] for n in self.order if n in new or n in old]
+        man["num_cases"] = len(man["cases"])
+        with open(path, "w") as f:
+            json.dump(man, f, separators=(",", ":"))
+            f.write("\n")
+
     def write_manifest(self):
         man = {
             "generator": "tests/keras/make_fixtures.py",
@@ -1204,6 +1226,90 @@ def define_cases(g):
                ctor, qshape, vshape, kshape, seed=40, call=call, masks=masks,
                expect_error=True, formats=())
 
+    # padding masks with a rank-4 attention_mask (spec 2, item 6) -----------------------------
+    # Keras ANDs the padding masks ([B, T, 1], [B, 1, S]) and the causal mask [1, T, S] into an
+    # auto mask first and only then with attention_mask, by trailing-axis broadcasting (spec 2,
+    # item 6): against [B, N, T, S] the auto mask's batch axis meets the head axis. With B == N,
+    # batch b's padding lands on head b of every batch; B != N (neither 1) raises. Own rng and
+    # weight signature (N=2, H=3, Eq=8, Ev=6), so full and --only runs write the same files.
+    r34 = np.random.default_rng(3434)
+    b34 = dict(num_heads=2, key_dim=3)
+    am34 = rand_mask(r34, (2, 2, 5, 6), p=0.8)
+    vm34 = padding_mask([3, 6], 6)
+    qm34 = padding_mask([5, 3], 5)
+    owner = "c34a_rank4_mask_value_mask_b_eq_n"
+    combos = [  # name, masks, call
+        ("c34a_rank4_mask_value_mask_b_eq_n", "value_mask", {}),
+        ("c34b_rank4_mask_value_mask_b_eq_n_scores", "value_mask", dict(return_attention_scores=True)),
+        ("c34c_rank4_mask_query_mask_b_eq_n_scores", "query_mask", dict(return_attention_scores=True)),
+        ("c34d_rank4_mask_query_mask_b_eq_n", "query_mask", {}),
+        ("c34e_rank4_mask_query_value_masks_b_eq_n", "both", {}),
+        ("c34f_rank4_mask_query_value_masks_b_eq_n_scores", "both", dict(return_attention_scores=True)),
+        ("c34g_rank4_mask_value_mask_causal_b_eq_n", "value_mask", dict(use_causal_mask=True)),
+        ("c34h_rank4_mask_value_mask_causal_b_eq_n_scores", "value_mask",
+         dict(use_causal_mask=True, return_attention_scores=True)),
+    ]
+
+    def masks34(which, am, vm, qm):
+        m = {"attention_mask": {"array": am}}
+        if which in ("value_mask", "both"):
+            m["value_mask"] = {"array": vm}
+        if which in ("query_mask", "both"):
+            m["query_mask"] = {"array": qm, "how": "keras_mask_on_query_tensor"}
+        return m
+
+    for name, which, call in combos:
+        what = {"value_mask": "value_mask [B,S]", "query_mask": "query tensor's Keras mask [B,T]",
+                "both": "query tensor's Keras mask [B,T] and value_mask [B,S]"}[which]
+        g.case(name, "10", f"attention_mask [B,N,T,S] with {what}"
+               + (" and use_causal_mask" if call.get("use_causal_mask") else "")
+               + ", B = N = 2: Keras's auto mask [B,T,1]/[B,1,S] aligns its batch axis with the "
+               "head axis, so batch b's padding masks head b of every batch"
+               + (" (explicit path)." if call.get("return_attention_scores") else " (fused path)."),
+               b34, (2, 5, 8), (2, 6, 6), seed=340, masks=masks34(which, am34, vm34, qm34),
+               call=call, share_from=None if name == owner else owner,
+               formats=("weights_h5", "keras") if name == owner else None)
+    am34b = rand_mask(r34, (1, 2, 5, 6), p=0.7)
+    vm34b = padding_mask([4], 6)
+    qm34b = padding_mask([3], 5)
+    owner_b1 = "c34i_rank4_mask_value_mask_b1_scores"
+    combos_b1 = [
+        (owner_b1, "value_mask", dict(return_attention_scores=True)),
+        ("c34j_rank4_mask_query_mask_b1", "query_mask", {}),
+        ("c34k_rank4_mask_query_value_masks_b1_scores", "both", dict(return_attention_scores=True)),
+        ("c34l_rank4_mask_query_value_masks_causal_b1", "both", dict(use_causal_mask=True)),
+    ]
+    for name, which, call in combos_b1:
+        g.case(name, "10", f"attention_mask [1,N,T,S] with {which.replace('both', 'query and value masks')}"
+               + (" and use_causal_mask" if call.get("use_causal_mask") else "")
+               + ", B = 1: the auto mask [1,T,1]/[1,1,S] broadcasts over the heads.",
+               b34, (1, 5, 8), (1, 6, 6), seed=341, masks=masks34(which, am34b, vm34b, qm34b),
+               call=call, share_from=None if name == owner_b1 else owner_b1)
+    g.case("c34m_err_rank4_mask_value_mask_b_ne_n", "33",
+           "Error case: attention_mask [3,2,4,5] (B=3, N=2) with value_mask [3,5] -> [3,1,5]: "
+           "Keras's broadcast of the auto mask against the head axis fails (3 vs 2).",
+           dict(num_heads=2, key_dim=4), (3, 4, 16), (3, 5, 16), seed=342,
+           masks={"attention_mask": {"array": np.ones((3, 2, 4, 5), dtype=bool)},
+                  "value_mask": {"array": padding_mask([5, 4, 3], 5)}},
+           expect_error=True, formats=())
+    # N-D inputs: the same rule with the tensors' Keras masks of shape input[:-1].
+    qm34n = rand_mask(r34, (2, 3, 5), p=0.8)
+    vm34n = rand_mask(r34, (2, 3, 6), p=0.7)
+    g.case("c34n_4d_axis2_query_value_masks", "22",
+           "4-D input (B,3,T,E), attention_axes=2, query tensor's Keras mask [B,3,T] and value_mask "
+           "[B,3,S]: auto mask [B,3,T,S] -> [B,3,1,T,S] (per (b, x) padding).",
+           dict(b34, attention_axes=2), (2, 3, 5, 8), (2, 3, 6, 6), seed=343,
+           masks={"query_mask": {"array": qm34n, "how": "keras_mask_on_query_tensor"},
+                  "value_mask": {"array": vm34n}},
+           call=dict(return_attention_scores=True), formats=("keras",))
+    vm34o = rand_mask(r34, (1, 3, 4), p=0.7)
+    g.case("c34o_4d_default_axes_value_mask_mixes_axes", "22",
+           "4-D input, default axes (1,2), value_mask [1,3,4] -> [1,3,1,4] -> [1,1,1,3,1,4] against "
+           "scores [1,N,3,3,3,4]: Keras's alignment puts the mask's axis-1 index on the query's "
+           "axis 2.",
+           b34, (1, 3, 3, 8), (1, 3, 4, 6), seed=344, masks={"value_mask": {"array": vm34o}},
+           call=dict(return_attention_scores=True), formats=("keras",))
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1216,7 +1322,9 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     g = Gen(args.out, args.only)
     define_cases(g)
-    if not args.only:
+    if args.only:
+        g.merge_manifest()
+    else:
         g.write_manifest()
     bad = [m["name"] for m in g.manifest
            if m.get("reference_check") and not m["reference_check"]["ok"]]

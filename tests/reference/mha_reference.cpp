@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <stdexcept>
 
 namespace mhac::reference {
@@ -12,7 +13,9 @@ namespace {
 
 int64_t product(const Shape &s, size_t from = 0, size_t to = SIZE_MAX) {
     int64_t p = 1;
-    for (size_t i = from; i < std::min(to, s.size()); i++) p *= s[i];
+    for (auto it = s.begin() + static_cast<std::ptrdiff_t>(std::min(from, s.size()));
+         it < s.begin() + static_cast<std::ptrdiff_t>(std::min(to, s.size())); ++it)
+        p *= *it;
     return p;
 }
 
@@ -51,6 +54,100 @@ void for_each_index(const Shape &shape, F &&f) {
     }
 }
 
+// A bool tensor and the three Keras ops the mask combination uses.
+struct BoolTensor {
+    Shape shape;
+    std::vector<uint8_t> v;
+};
+
+BoolTensor tensor_of(const uint8_t *data, const Shape &shape) {
+    BoolTensor t{shape, std::vector<uint8_t>(static_cast<size_t>(product(shape)))};
+    for (size_t i = 0; i < t.v.size(); i++) t.v[i] = data[i] != 0;
+    return t;
+}
+
+// ops.expand_dims: a negative axis counts from the result's rank.
+BoolTensor expand_dims(BoolTensor t, int axis) {
+    const int rank = static_cast<int>(t.shape.size()) + 1;
+    if (axis < -rank || axis >= rank) throw std::invalid_argument("expand_dims: axis out of range");
+    if (axis < 0) axis += rank;
+    t.shape.insert(t.shape.begin() + axis, 1);
+    return t;
+}
+
+// a & b with numpy broadcasting (trailing axes aligned).
+BoolTensor logical_and(const BoolTensor &a, const BoolTensor &b) {
+    const size_t r = std::max(a.shape.size(), b.shape.size());
+    Shape as(r - a.shape.size(), 1), bs(r - b.shape.size(), 1);
+    as.insert(as.end(), a.shape.begin(), a.shape.end());
+    bs.insert(bs.end(), b.shape.begin(), b.shape.end());
+    BoolTensor out;
+    for (size_t i = 0; i < r; i++) {
+        if (as[i] != bs[i] && as[i] != 1 && bs[i] != 1) {
+            throw std::invalid_argument("masks do not broadcast");
+        }
+        out.shape.push_back(as[i] == 1 ? bs[i] : as[i]);
+    }
+    const Shape ast = strides_of(as), bst = strides_of(bs);
+    for_each_index(out.shape, [&](const Shape &idx) {
+        int64_t ia = 0, ib = 0;
+        for (size_t i = 0; i < r; i++) {
+            ia += (as[i] == 1 ? 0 : idx[i]) * ast[i];
+            ib += (bs[i] == 1 ? 0 : idx[i]) * bst[i];
+        }
+        out.v.push_back(a.v[ia] && b.v[ib]);
+    });
+    return out;
+}
+
+// Keras 3.15 MultiHeadAttention._compute_attention_mask followed by
+// _masked_softmax's expand_dims loop: the padding, causal and window masks
+// ANDed first (query [.., T, 1], value/key [.., 1, S], patterns [1, T, S]
+// over axis-1 lengths), then attention_mask & that, then length-1 axes at
+// -(2 * |axes| + 1) up to the scores' rank. Empty when there is no mask.
+std::optional<BoolTensor> keras_attention_mask(const Layer &layer, const Call &call, size_t n_axes,
+                                               size_t scores_rank) {
+    const Shape &qs = call.query_shape, &vs = call.value_shape;
+    std::optional<BoolTensor> auto_mask;
+    auto and_into = [&](BoolTensor m) {
+        auto_mask = auto_mask ? logical_and(*auto_mask, m) : std::move(m);
+    };
+    auto shape_or = [](const Shape &s, Shape fallback) { return s.empty() ? fallback : s; };
+    if (call.query_mask) {
+        and_into(expand_dims(
+            tensor_of(call.query_mask, shape_or(call.query_mask_shape, {qs[0], qs[1]})), -1));
+    }
+    if (call.value_mask) {
+        and_into(expand_dims(
+            tensor_of(call.value_mask, shape_or(call.value_mask_shape, {vs[0], vs[1]})), -2));
+    }
+    if (call.key_mask) {
+        and_into(expand_dims(
+            tensor_of(call.key_mask, shape_or(call.key_mask_shape, {vs[0], vs[1]})), -2));
+    }
+    auto pattern = [&](auto keep) {
+        BoolTensor p{{1, qs[1], vs[1]}, {}};
+        for (int64_t i = 0; i < qs[1]; i++)
+            for (int64_t j = 0; j < vs[1]; j++) p.v.push_back(keep(i, j));
+        return p;
+    };
+    if (call.causal) and_into(pattern([](int64_t i, int64_t j) { return j <= i; }));
+    if (layer.sliding_window > 0) {
+        const int64_t w = layer.sliding_window;
+        and_into(pattern([w](int64_t i, int64_t j) { return std::abs(i - j) < w; }));
+    }
+    std::optional<BoolTensor> mask;
+    if (call.attention_mask) {
+        BoolTensor am = tensor_of(call.attention_mask, call.attention_mask_shape);
+        mask = auto_mask ? logical_and(am, *auto_mask) : std::move(am);
+    } else {
+        mask = std::move(auto_mask);
+    }
+    while (mask && mask->shape.size() < scores_rank) {
+        mask = expand_dims(std::move(*mask), -(2 * static_cast<int>(n_axes) + 1));
+    }
+    return mask;
+}
 }  // namespace
 
 Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
@@ -99,32 +196,26 @@ Result multi_head_attention(const Layer &layer, const Call &call, Path path) {
     r.scores_shape.insert(r.scores_shape.end(), s_dims.begin(), s_dims.end());
     const int64_t n_batch = product(batch_dims), T = product(t_dims), S = product(s_dims);
 
-    // Combined mask over the scores shape (spec 2), in scores order.
+    // Combined mask over the scores shape (spec 2), in scores order, built
+    // with Keras's own operations (_compute_attention_mask, _masked_softmax).
     const size_t sr = r.scores_shape.size();
     std::vector<uint8_t> allowed(static_cast<size_t>(product(r.scores_shape)), 1);
-    if (call.attention_mask) {
-        Shape m = call.attention_mask_shape;
-        while (m.size() < sr) m.insert(m.end() - 2 * axes.size(), 1);
-        Shape mst = strides_of(m);
+    std::optional<BoolTensor> mask = keras_attention_mask(layer, call, axes.size(), sr);
+    if (mask) {
+        const Shape &m = mask->shape;
+        if (m.size() > sr) throw std::invalid_argument("mask rank exceeds the scores rank");
+        const size_t lead = sr - m.size();
+        for (size_t i = 0; i < m.size(); i++) {
+            if (m[i] != 1 && m[i] != r.scores_shape[lead + i]) {
+                throw std::invalid_argument("mask does not broadcast to the scores");
+            }
+        }
+        const Shape mst = strides_of(m);
         int64_t flat = 0;
         for_each_index(r.scores_shape, [&](const Shape &idx) {
             int64_t src = 0;
-            for (size_t i = 0; i < sr; i++) src += (m[i] == 1 ? 0 : idx[i]) * mst[i];
-            allowed[flat++] &= call.attention_mask[src] != 0;
-        });
-    }
-    const int64_t window = layer.sliding_window;
-    if (call.query_mask || call.value_mask || call.key_mask || call.causal || window > 0) {
-        // These assume [B, T, E] inputs (3-D) or, for causal and the sliding
-        // window, attention over axis 1.
-        int64_t flat = 0;
-        for_each_index(r.scores_shape, [&](const Shape &idx) {
-            int64_t b = idx[0], t = idx[sr - 2], s = idx[sr - 1];
-            bool ok = (!call.query_mask || call.query_mask[b * qs[1] + t]) &&
-                      (!call.value_mask || call.value_mask[b * vs[1] + s]) &&
-                      (!call.key_mask || call.key_mask[b * vs[1] + s]) &&
-                      (!call.causal || s <= t) && (window == 0 || std::abs(t - s) < window);
-            allowed[flat++] &= ok ? 1 : 0;
+            for (size_t i = 0; i < m.size(); i++) src += (m[i] == 1 ? 0 : idx[lead + i]) * mst[i];
+            allowed[flat++] = mask->v[src];
         });
     }
 

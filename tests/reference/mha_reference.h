@@ -42,11 +42,16 @@ struct Call {
     Shape query_shape, value_shape, key_shape;  // key_shape empty: key = value
     const float *query = nullptr, *value = nullptr, *key = nullptr;
     std::vector<int> attention_axes;  // empty: Keras's default
-    // Non-zero = may attend. attention_mask has any shape Keras broadcasts;
-    // padding masks are [B, T] / [B, S] (3-D inputs).
+    // Non-zero = may attend. Combined as Keras 3.15 does (spec 2): the
+    // padding masks (query [.., T] -> [.., T, 1], value/key [.., S] ->
+    // [.., 1, S]) and the causal/window patterns first, then attention_mask &
+    // that by trailing-axis broadcasting, then aligned to the scores. Where
+    // Keras raises, multi_head_attention throws std::invalid_argument.
     const uint8_t *attention_mask = nullptr;
     Shape attention_mask_shape;
     const uint8_t *query_mask = nullptr, *value_mask = nullptr, *key_mask = nullptr;
+    // Empty: [B, T] for query_mask, [B, S] for value_mask and key_mask.
+    Shape query_mask_shape, value_mask_shape, key_mask_shape;
     bool causal = false;
     // Dropout: keep(i) for flat index i of the scores tensor; null = none.
     std::function<bool(int64_t)> keep;

@@ -96,9 +96,13 @@ struct CallOptions {
     // Broadcast against the scores shape as Keras does: [T, S], [B, T, S],
     // [B, N, T, S], and the N-D forms for higher-rank inputs; 1s broadcast.
     const MaskView *attention_mask = nullptr;
-    // Padding masks, as the Keras masks the tensors carry (3-D inputs):
-    // query_mask [B, T] (e.g. from Embedding(mask_zero=True) on the query),
-    // value_mask [B, S], key_mask [B, S]. ANDed with everything else.
+    // Padding masks, as the Keras masks the tensors carry: query_mask [B, T]
+    // (e.g. from Embedding(mask_zero=True) on the query), value_mask [B, S],
+    // key_mask [B, S] (N-D inputs: the input shape without features). As in
+    // Keras they are ANDed with the causal mask first, then with
+    // attention_mask by trailing-axis broadcasting: against a [B, N, T, S]
+    // attention_mask their batch axis meets the head axis
+    // (docs/keras-semantics.md).
     const MaskView *query_mask = nullptr;
     const MaskView *value_mask = nullptr;
     const MaskView *key_mask = nullptr;
