@@ -135,37 +135,15 @@ void add_padding_mask(Parts &parts, const char *name, const MaskView &m, bool is
     }
 }
 
-}  // namespace
-
-MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,
-                    const Shape &value, const Shape &scores_shape, int num_heads,
-                    int sliding_window, std::vector<uint8_t> &storage) {
-    MaskPlan plan;
-    const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
-    const size_t attention_rank = axes.attention_axes.size();
-    const bool causal = options.use_causal_mask;
-    const int64_t window = sliding_window;
-    const MaskView *am = options.attention_mask, *qm = options.query_mask, *vm = options.value_mask,
-                   *km = options.key_mask;
-    if (am) require_mask_data("attention_mask", *am);
-    if (!am && !qm && !vm && !km && window == 0) {
-        if (!causal) return plan;
-        // Causal only: the kernels' own s <= t pattern is Keras's [1, T, S]
-        // one when attention runs over axis 1 alone (T, S are axis-1 lengths).
-        if (attention_rank == 1 && axes.attention_axes[0] == 1) {
-            plan.kind = MaskKind::causal;
-            return plan;
-        }
-    }
-    plan.kind = MaskKind::dense;
-
-    // Step 1: the auto mask, in Keras's order.
-    Parts parts;
-    if (qm) add_padding_mask(parts, "query_mask", *qm, true);
-    if (vm) add_padding_mask(parts, "value_mask", *vm, false);
-    if (km) add_padding_mask(parts, "key_mask", *km, false);
+// Step 1: the auto mask, in Keras's order. Adds the padding masks and the
+// causal / sliding-window patterns to `parts`; returns their broadcast shape.
+Dims add_auto_mask(Parts &parts, const CallOptions &options, const Shape &query, const Shape &value,
+                   int64_t window) {
+    if (options.query_mask) add_padding_mask(parts, "query_mask", *options.query_mask, true);
+    if (options.value_mask) add_padding_mask(parts, "value_mask", *options.value_mask, false);
+    if (options.key_mask) add_padding_mask(parts, "key_mask", *options.key_mask, false);
     for (Source pattern : {Source::causal, Source::window}) {
-        if (pattern == Source::causal ? !causal : window == 0) continue;
+        if (pattern == Source::causal ? !options.use_causal_mask : window == 0) continue;
         Part &p = parts.add();
         p.name = pattern == Source::causal ? "use_causal_mask" : "sliding_window";
         p.source = pattern;
@@ -173,68 +151,72 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
         p.shape.push_back(query[1]);
         p.shape.push_back(value[1]);
     }
-    const size_t n_auto = parts.n;
     Dims combined;
-    for (size_t i = 0; i < n_auto; i++) {
+    for (size_t i = 0; i < parts.n; i++) {
         if (!broadcast_into(combined, parts.v[i].shape)) {
             throw Error("mask " + describe(parts.v[i]) + " does not broadcast with " +
                         describe_all(parts, 0, i) + " (combined shape " + dims_to_string(combined) +
                         "); " + kKerasOrder);
         }
     }
+    return combined;
+}
 
-    // Step 2: attention_mask & auto mask.
-    if (am) {
-        Part &p = parts.add();
-        p.name = "attention_mask";
-        p.data = am->data;
-        p.given = &am->shape;
-        for (int64_t d : am->shape) p.shape.push_back(d);
-        if (n_auto > 0 && !broadcast_into(combined, p.shape)) {
-            throw Error("attention_mask shape " + shape_to_string(am->shape) +
-                        " does not broadcast with the padding/causal mask " +
-                        dims_to_string(combined) + " (from " + describe_all(parts, 0, n_auto) +
-                        "): " + kKerasOrder +
-                        ", so that mask's batch axis meets the attention_mask axis at the same "
-                        "position from the end (the head axis of a [B, N, T, S] mask)");
-        }
-        if (n_auto == 0) combined = p.shape;
+// Step 2: attention_mask & auto mask (the first `n_auto` parts).
+void add_attention_mask(Parts &parts, const MaskView &am, size_t n_auto, Dims &combined) {
+    Part &p = parts.add();
+    p.name = "attention_mask";
+    p.data = am.data;
+    p.given = &am.shape;
+    for (int64_t d : am.shape) p.shape.push_back(d);
+    if (n_auto == 0) {
+        combined = p.shape;
+    } else if (!broadcast_into(combined, p.shape)) {
+        throw Error("attention_mask shape " + shape_to_string(am.shape) +
+                    " does not broadcast with the padding/causal mask " + dims_to_string(combined) +
+                    " (from " + describe_all(parts, 0, n_auto) + "): " + kKerasOrder +
+                    ", so that mask's batch axis meets the attention_mask axis at the same "
+                    "position from the end (the head axis of a [B, N, T, S] mask)");
     }
-    auto what = [&]() -> std::string {  // built only for an error: no allocation otherwise
-        if (parts.n == 1 && am) return "attention_mask shape " + shape_to_string(am->shape);
-        return "the combined mask " + dims_to_string(combined) + " (from " +
-               describe_all(parts, 0, parts.n) + ")";
-    };
+}
 
-    // Step 3: align to the scores' rank at the head slot.
+// The combined mask, for errors: built only when one is thrown.
+std::string describe_combined(const Parts &parts, const Dims &combined, const MaskView *am) {
+    if (parts.n == 1 && am) return "attention_mask shape " + shape_to_string(am->shape);
+    return "the combined mask " + dims_to_string(combined) + " (from " +
+           describe_all(parts, 0, parts.n) + ")";
+}
+
+// Steps 3 and 4: the combined mask in the scores' frame (length-1 axes
+// inserted at the head slot), checked against the scores; every part gets
+// its place and broadcast strides in that frame.
+Dims align_to_scores(Parts &parts, const Dims &combined, const Shape &scores_shape,
+                     size_t attention_rank, const MaskView *am) {
     const Dims scores = dims_of(scores_shape);
     const size_t R = combined.size(), sr = scores.size();
-    if (R > sr) {
-        throw Error(what() + " cannot be broadcast to the attention scores shape " +
-                    shape_to_string(scores_shape) + ": its rank is higher");
-    }
+    auto refuse = [&](const std::string &why) {
+        throw Error(describe_combined(parts, combined, am) +
+                    " cannot be broadcast to the attention scores shape " +
+                    shape_to_string(scores_shape) + why);
+    };
+    if (R > sr) refuse(": its rank is higher");
     const size_t missing = sr - R;
     if (missing > 0 && R < 2 * attention_rank) {
         // ops.expand_dims(mask, -(2k + 1)) needs rank >= 2k.
-        throw Error(what() + " cannot be broadcast to the attention scores shape " +
-                    shape_to_string(scores_shape) + ": Keras inserts length-1 axes at position " +
-                    std::to_string(-(2 * static_cast<int>(attention_rank) + 1)) +
-                    ", which needs a mask of rank >= " + std::to_string(2 * attention_rank));
+        refuse(": Keras inserts length-1 axes at position " +
+               std::to_string(-(2 * static_cast<int>(attention_rank) + 1)) +
+               ", which needs a mask of rank >= " + std::to_string(2 * attention_rank));
     }
     const size_t split = R - 2 * attention_rank;  // used only when missing > 0
     auto position = [&](size_t frame) {
         return missing > 0 && frame >= split ? frame + missing : frame;
     };
-    Dims full;  // the combined mask in the scores' frame
+    Dims full;
     full.n = sr;
     for (size_t i = 0; i < sr; i++) full[i] = 1;
     for (size_t i = 0; i < R; i++) full[position(i)] = combined[i];
-    // Step 4: Softmax's check.
     for (size_t i = 0; i < sr; i++) {
-        if (full[i] != 1 && full[i] != scores[i]) {
-            throw Error(what() + " cannot be broadcast to the attention scores shape " +
-                        shape_to_string(scores_shape));
-        }
+        if (full[i] != 1 && full[i] != scores[i]) refuse("");  // Softmax's check
     }
     for (size_t k = 0; k < parts.n; k++) {
         Part &p = parts.v[k];
@@ -251,41 +233,16 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
             st *= p.aligned[i];
         }
     }
+    return full;
+}
 
-    // Scores axes: [batch axes..., N, T axes..., S axes...].
-    const size_t nb = axes.batch_axes.size();
-    const size_t head_axis = nb;
-    const int64_t heads = full[head_axis] != 1 ? num_heads : 1;
-    bool batch_one = true, positions_full = true;
-    for (size_t i = 0; i < nb; i++) batch_one = batch_one && full[i] == 1;
-    for (size_t i = head_axis + 1; i < sr; i++)
-        positions_full = positions_full && full[i] == scores[i];
-
-    if (am && parts.n == 1 && positions_full) {
-        // Zero copy when only the head and whole-batch axes broadcast.
-        bool batch_full = true;
-        for (size_t i = 0; i < nb; i++) batch_full = batch_full && full[i] == scores[i];
-        if (batch_full || batch_one) {
-            plan.data = am->data;
-            plan.heads = heads;
-            plan.batch = batch_full ? B : 1;
-            plan.head_stride = heads > 1 ? T * S : 0;
-            plan.batch_stride = batch_full ? heads * T * S : 0;
-            return plan;
-        }
-    }
-
-    // Materialize [B|1, heads, T, S]: walk the scores index space (head and
-    // batch axes collapsed where the mask broadcasts over them) in row-major
-    // order, reading every part through its broadcast strides.
-    Dims dims = scores;
-    dims[head_axis] = heads;
-    if (batch_one) {
-        for (size_t i = 0; i < nb; i++) dims[i] = 1;
-    }
-    const int64_t batch = batch_one ? 1 : B;
-    const int64_t total = batch * heads * T * S;
+// Materializes the parts' AND over `dims` (the scores' shape with the head
+// and batch axes collapsed where the mask broadcasts over them) in row-major
+// order, reading every part through its broadcast strides.
+void materialize(const Parts &parts, const Dims &dims, int64_t window, int64_t total,
+                 std::vector<uint8_t> &storage) {
     if (storage.size() < static_cast<size_t>(total)) storage.resize(static_cast<size_t>(total));
+    const size_t sr = dims.size();
     Dims idx;
     idx.n = sr;
     std::array<int64_t, kMaxParts> src{};
@@ -310,10 +267,62 @@ MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shap
             idx[k] = 0;
         }
     }
-    plan.data = storage.data();
+}
+
+}  // namespace
+
+MaskPlan plan_masks(const CallOptions &options, const AxesPlan &axes, const Shape &query,
+                    const Shape &value, const Shape &scores_shape, int num_heads,
+                    int sliding_window, std::vector<uint8_t> &storage) {
+    MaskPlan plan;
+    const int64_t B = axes.batch, T = axes.queries, S = axes.keys;
+    const size_t attention_rank = axes.attention_axes.size();
+    const int64_t window = sliding_window;
+    const MaskView *am = options.attention_mask;
+    if (am) require_mask_data("attention_mask", *am);
+    if (!am && !options.query_mask && !options.value_mask && !options.key_mask && window == 0) {
+        if (!options.use_causal_mask) return plan;
+        // Causal only: the kernels' own s <= t pattern is Keras's [1, T, S]
+        // one when attention runs over axis 1 alone (T, S are axis-1 lengths).
+        if (attention_rank == 1 && axes.attention_axes[0] == 1) {
+            plan.kind = MaskKind::causal;
+            return plan;
+        }
+    }
+    plan.kind = MaskKind::dense;
+    Parts parts;
+    Dims combined = add_auto_mask(parts, options, query, value, window);
+    if (am) add_attention_mask(parts, *am, parts.n, combined);
+    const Dims full = align_to_scores(parts, combined, scores_shape, attention_rank, am);
+
+    // Scores axes: [batch axes..., N, T axes..., S axes...].
+    const Dims scores = dims_of(scores_shape);
+    const size_t nb = axes.batch_axes.size(), head_axis = nb, sr = scores.size();
+    const int64_t heads = full[head_axis] != 1 ? num_heads : 1;
+    bool batch_one = true, batch_full = true, positions_full = true;
+    for (size_t i = 0; i < nb; i++) {
+        batch_one = batch_one && full[i] == 1;
+        batch_full = batch_full && full[i] == scores[i];
+    }
+    for (size_t i = head_axis + 1; i < sr; i++)
+        positions_full = positions_full && full[i] == scores[i];
     plan.heads = heads;
-    plan.batch = batch;
     plan.head_stride = heads > 1 ? T * S : 0;
+    if (am && parts.n == 1 && positions_full && (batch_full || batch_one)) {
+        // Zero copy when only the head and whole-batch axes broadcast.
+        plan.data = am->data;
+        plan.batch = batch_full ? B : 1;
+        plan.batch_stride = batch_full ? heads * T * S : 0;
+        return plan;
+    }
+    Dims dims = scores;
+    dims[head_axis] = heads;
+    if (batch_one) {
+        for (size_t i = 0; i < nb; i++) dims[i] = 1;
+    }
+    plan.batch = batch_one ? 1 : B;
+    materialize(parts, dims, window, plan.batch * heads * T * S, storage);
+    plan.data = storage.data();
     plan.batch_stride = batch_one ? 0 : heads * T * S;
     return plan;
 }
