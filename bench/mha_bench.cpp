@@ -1,7 +1,9 @@
-// Google Benchmark over every (path x configuration x shape) the kernel set
-// can run, named mha/<path>/<config>/<shape>, e.g.
-// mha/fused/bert_base/bert_base_prefill_b1. Configurations come from the
-// generated registry and shapes from shapes.h; nothing is listed here.
+// Google Benchmark over every (kernel set x path x configuration x shape)
+// the linked kernel sets can run, named mha/<variant name>/<shape>, e.g.
+// mha/bert_base/fused/none/keras-fused/bert_base_prefill_b1 (CUDA sets:
+// mha/cuda86:bert_base/...). Sets and configurations come from the generated
+// registries (mhac::kernel_sets::all()) and shapes from shapes.h; nothing is
+// listed here.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -13,11 +15,7 @@
 
 #include "alloc_counter.h"
 #include "cpu_load.h"
-#include "mhac/kernel_set_default_set.h"
-#if MHAC_WITH_CUDA
-#include "mhac/kernel_set_default_set_cuda80.h"
-#include "mhac/kernel_set_default_set_cuda86.h"
-#endif
+#include "mhac/default_sets.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
 #include "shapes.h"
@@ -87,17 +85,15 @@ void fail(benchmark::State &state, const std::string &why) {
 
 void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchShape &shape,
              const KernelSet &kernels, const ConfigKernels &config, Path path) {
-    const bool on_device = std::string(kernels.device) != "cpu";
     if (!fx) {
         const testing::RandomLayer &data = layer_data(shape);
-        fx.reset(new Fixture{MultiHeadAttention(data.config(), kernel_sets::default_set()),
+        fx.reset(new Fixture{MultiHeadAttention(data.config(), kernel_sets::all()),
                              data.query_view(),
                              data.key_view(),
                              data.value_view(),
                              {},
                              {}});
         fx->layer.set_weights(data.keras_weights());
-        if (on_device) fx->layer.add_device_kernels(kernels);
         fx->output.resize(static_cast<size_t>(shape.batch * shape.queries * shape.output_features));
         if (path == Path::staged) {
             fx->scores.resize(
@@ -109,7 +105,7 @@ void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchS
     opts.key = &fx->key;
     opts.return_attention_scores = path == Path::staged;
     opts.force_config = config.name;
-    opts.device = on_device ? Device::cuda : Device::cpu;
+    opts.force_kernel_set = kernels.name;
     float *scores = fx->scores.empty() ? nullptr : fx->scores.data();
 
     try {
@@ -120,7 +116,7 @@ void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchS
         return;
     }
     const Selection &sel = fx->layer.last_selection();
-    if (sel.config != &config || sel.path != path) {
+    if (sel.kernel_set != &kernels || sel.config != &config || sel.path != path) {
         fail(state, "ran " + sel.describe() + ", not the forced configuration " + config.name);
         return;
     }
@@ -148,7 +144,7 @@ void run_mha(benchmark::State &state, std::unique_ptr<Fixture> &fx, const BenchS
     }
     // "<config>/<path>/<mask>/<keras path> (<kernel symbols>) on <ISA level>"
     state.SetLabel(sel.describe() + " on " +
-                   (on_device ? cuda_device_info().name : isa_level_in_use()));
+                   (sel.on_device() ? cuda_device_info().name : isa_level_in_use()));
 }
 
 // Whether `config` can run `shape` on `path`: asks the runtime's one
@@ -177,31 +173,19 @@ bool can_run(const KernelSet &kernels, const ConfigKernels &config, const BenchS
     }
 }
 
-// The CPU set, and the CUDA sets where a usable device exists (their names
-// start mha_cuda<capability>/, which tools/dev gpu-check selects).
-std::vector<const KernelSet *> benchmarked_sets() {
-    std::vector<const KernelSet *> sets{&kernel_sets::default_set()};
-#if MHAC_WITH_CUDA
-    if (cuda_device_info().usable) {
-        sets.push_back(&kernel_sets::default_set_cuda80());
-        sets.push_back(&kernel_sets::default_set_cuda86());
-    }
-#endif
-    return sets;
-}
-
 void register_set(const KernelSet &kernels) {
-    const std::string prefix = std::string(kernels.device) == "cpu"
-                                   ? std::string("mha")
-                                   : "mha_cuda" + std::to_string(kernels.cuda_capability);
     for (Path path : {Path::fused, Path::staged}) {
-        const char *path_name = path == Path::fused ? "fused" : "staged";
+        // Keras takes its explicit path when the scores are returned.
+        const KerasPath keras =
+            path == Path::staged ? KerasPath::explicit_scores : KerasPath::fused;
         for (size_t c = 0; c < kernels.num_configs; c++) {
             const ConfigKernels &config = kernels.configs[c];
             for (const BenchShape &shape : kShapes) {
                 if (!can_run(kernels, config, shape, path)) continue;
-                const std::string name =
-                    prefix + "/" + path_name + "/" + config.name + "/" + shape.name;
+                const std::string name = "mha/" +
+                                         variant_name(config.name, path, MaskKind::none, keras,
+                                                      kernels.compute_capability) +
+                                         "/" + shape.name;
                 auto fixture = std::make_shared<std::unique_ptr<Fixture>>();
                 benchmark::RegisterBenchmark(
                     name.c_str(),
@@ -218,8 +202,11 @@ void register_set(const KernelSet &kernels) {
 }
 
 void register_all() {
-    for (const KernelSet *set : benchmarked_sets()) register_set(*set);
-    const KernelSet &kernels = kernel_sets::default_set();
+    // CUDA sets only where a usable device exists (tools/dev gpu-check).
+    for (const KernelSet *set : kernel_sets::all()) {
+        if (std::string(set->device) == "cpu" || cuda_device_info().usable) register_set(*set);
+    }
+    const KernelSet &kernels = *kernel_sets::all().front();
     benchmark::AddCustomContext("mhac_kernel_set", kernels.name);
     benchmark::AddCustomContext("mhac_targets", kernels.targets);
     const char *threads = std::getenv("HL_NUM_THREADS");

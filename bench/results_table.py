@@ -53,7 +53,7 @@ def table(groups, max_load):
         rule += "---:|---:|---:|---:|---:|"
     head += " chosen kernel | ISA |"
     rule += "---|---|"
-    names = sorted({n for _, d in data for n in d}, key=lambda n: (n.split("/")[3], n))
+    names = sorted({n for _, d in data for n in d}, key=lambda n: (n.split("/")[5], n))
     rows = [head, rule]
     for n in names:
         row = f"| `{n.removesuffix('/real_time')}` |"

@@ -30,10 +30,10 @@ if(TARGET mhac_generators)
 endif()
 install(TARGETS mhac RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(FILES ${PROJECT_SOURCE_DIR}/cmake/MhacKernels.cmake
-              ${PROJECT_SOURCE_DIR}/cmake/kernel_set.h.in
-              ${PROJECT_SOURCE_DIR}/cmake/kernel_set_registry.cpp.in
-        DESTINATION ${MHAC_INSTALL_CMAKEDIR})
+# The kernel planner mhac_add_kernel_set() runs at configure time (built by
+# cmake/MhacKernels.cmake when this build was configured).
+install(PROGRAMS ${MHAC_PLANNER} DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/mhac)
+install(FILES ${PROJECT_SOURCE_DIR}/cmake/MhacKernels.cmake DESTINATION ${MHAC_INSTALL_CMAKEDIR})
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/mhacConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/mhacConfig.cmake
                               INSTALL_DESTINATION ${MHAC_INSTALL_CMAKEDIR})

@@ -9,19 +9,28 @@
 # A row is whitespace separated:
 #   <config name> <num_heads> <key_dim> <value_dim> <query_features>
 #   <key_features> <value_features> <output_features> <use_bias 0|1>
-#   <mask kinds, comma separated: none,causal,dense>
+#   <mask kinds, comma separated: none,causal,dense> [<stage>:<key>=<value> ...]
+# where the optional trailing stage:key=value entries pass extra generator
+# parameters (schedule knobs) to that row's kernels of one stage (fused,
+# projection, scores, combine).
 #
-# For every row (and for the always-present `generic` configuration, whose
-# sizes are known only at run time) it generates the fused layer kernel per
-# mask kind and the staged kernels (projections, scores, combine), shares the
-# masked-softmax kernels, and writes the registry source the runtime
-# dispatches from. It creates:
+# The table is expanded by the kernel planner (tools/plan, the same code
+# `mhac generate` runs): for every row and the always-present `generic`
+# configuration it plans the fused layer kernel per mask kind, the staged
+# kernels (projections, scores, combine) and the shared masked-softmax
+# kernels, and writes the registry source the runtime dispatches from. This
+# file only declares what the plan lists. It creates:
 #   <name>          static library: every kernel + the registry + one Halide runtime
 #   include file    mhac/kernel_set_<name>.h declaring mhac::kernel_sets::<name>()
+#
+#   mhac_add_kernel_set_list(<name> FUNCTION <fn> SETS <set> ...)
+# creates the static library <name> linking every listed set, with
+# mhac/<name>.h declaring mhac::kernel_sets::<fn>(): all of them, in order.
 include_guard(GLOBAL)
 
 # In the mhac build the generator target is mhac_generators; an installed
-# package (mhacConfig.cmake) points this at the imported executable.
+# package (mhacConfig.cmake) points this at the imported executable and
+# MHAC_PLANNER at the installed planner.
 if(NOT MHAC_GENERATOR_TARGET)
   set(MHAC_GENERATOR_TARGET mhac_generators)
 endif()
@@ -29,42 +38,69 @@ if(NOT MHAC_CMAKE_DIR)
   set(MHAC_CMAKE_DIR ${CMAKE_CURRENT_LIST_DIR})
 endif()
 
-set(MHAC_MASK_KINDS none causal dense)    # order of mhac::MaskKind
-set(MHAC_KERAS_PATHS fused explicit)       # order of mhac::KerasPath
-
-function(_mhac_kernel _set _lib _generator)
-  # Defines one Halide library once (several configurations may share it) and
-  # records it for the set.
-  if(NOT TARGET ${_lib})
-    get_property(_targets GLOBAL PROPERTY _mhac_${_set}_targets)
-    get_property(_runtime GLOBAL PROPERTY _mhac_${_set}_runtime)
-    # MHAC_EMIT_STMT=ON keeps Halide's lowered statement (HTML) and assembly
-    # of every kernel next to its library, for review.
-    set(_review "")
-    if(MHAC_EMIT_STMT)
-      set(_review STMT_HTML _mhac_stmt ASSEMBLY _mhac_asm)
+# The planner runs at configure time, so in the mhac build it is compiled
+# here, before any target exists, with the host's C++ compiler (a cross
+# build's compiler makes programs this machine cannot run).
+function(_mhac_build_planner _out)
+  set(_src ${PROJECT_SOURCE_DIR}/tools/plan)
+  set(_sources ${_src}/main.cpp ${_src}/kernel_plan.cpp)
+  set(_deps ${_sources} ${_src}/kernel_plan.h ${PROJECT_SOURCE_DIR}/runtime/include/mhac/kernel_abi.h)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_deps})
+  set(_exe ${CMAKE_BINARY_DIR}/mhac_plan)
+  set(_stale FALSE)
+  foreach(_f IN LISTS _deps)
+    if(NOT EXISTS ${_exe} OR ${_f} IS_NEWER_THAN ${_exe})
+      set(_stale TRUE)
     endif()
-    add_halide_library(${_lib} FROM ${MHAC_GENERATOR_TARGET}
-                       GENERATOR ${_generator}
-                       FUNCTION_NAME ${_lib}
-                       TARGETS ${_targets}
-                       USE_RUNTIME ${_runtime}
-                       ${_review}
-                       PARAMS ${ARGN})
-    set_property(GLOBAL APPEND PROPERTY _mhac_${_set}_libs ${_lib})
+  endforeach()
+  if(_stale)
+    if(CMAKE_CROSSCOMPILING)
+      find_program(MHAC_HOST_CXX NAMES c++ g++ clang++ REQUIRED NO_CMAKE_FIND_ROOT_PATH)
+      set(_cxx ${MHAC_HOST_CXX})
+    else()
+      set(_cxx ${CMAKE_CXX_COMPILER})
+    endif()
+    execute_process(
+      COMMAND ${_cxx} -std=c++17 -O2 -I${_src} -I${PROJECT_SOURCE_DIR}/runtime/include
+              ${_sources} -o ${_exe}
+      RESULT_VARIABLE _rc ERROR_VARIABLE _err)
+    if(NOT _rc EQUAL 0)
+      message(FATAL_ERROR "building the kernel planner (tools/plan) failed:\n${_err}")
+    endif()
+  endif()
+  set(${_out} ${_exe} PARENT_SCOPE)
+endfunction()
+
+if(NOT MHAC_PLANNER)
+  _mhac_build_planner(MHAC_PLANNER)
+endif()
+
+function(_mhac_run_planner _what)
+  execute_process(COMMAND ${MHAC_PLANNER} ${ARGN} RESULT_VARIABLE _rc ERROR_VARIABLE _err)
+  if(NOT _rc EQUAL 0)
+    string(STRIP "${_err}" _err)
+    message(FATAL_ERROR "${_what}: ${_err}")
   endif()
 endfunction()
 
-function(_mhac_projection_name _out _in _features _bias)
-  if(_in EQUAL 0)
-    set(_name mha_projection_f32_generic)
-  else()
-    set(_name mha_projection_f32_e${_in}_j${_features})
+function(_mhac_kernel _lib _generator _targets _runtime)
+  # Defines one Halide library once (CPU sets with the same rows share it).
+  if(TARGET ${_lib})
+    return()
   endif()
-  if(NOT _bias)
-    string(APPEND _name _nobias)
+  # MHAC_EMIT_STMT=ON keeps Halide's lowered statement (HTML) and assembly
+  # of every kernel next to its library, for review.
+  set(_review "")
+  if(MHAC_EMIT_STMT)
+    set(_review STMT_HTML _mhac_stmt ASSEMBLY _mhac_asm)
   endif()
-  set(${_out} ${_name} PARENT_SCOPE)
+  add_halide_library(${_lib} FROM ${MHAC_GENERATOR_TARGET}
+                     GENERATOR ${_generator}
+                     FUNCTION_NAME ${_lib}
+                     TARGETS ${_targets}
+                     USE_RUNTIME ${_runtime}
+                     ${_review}
+                     PARAMS ${ARGN})
 endfunction()
 
 function(mhac_add_kernel_set _set)
@@ -72,142 +108,40 @@ function(mhac_add_kernel_set _set)
   if(NOT ARG_TARGETS)
     message(FATAL_ERROR "mhac_add_kernel_set(${_set}): TARGETS is required")
   endif()
-  set_property(GLOBAL PROPERTY _mhac_${_set}_targets ${ARG_TARGETS})
-  list(GET ARG_TARGETS -1 _baseline)
-  string(REGEX MATCH "^[a-z0-9]+-[0-9]+-[a-z]+" _triple "${_baseline}")
-  # Device of the set: Halide's multi-target dispatch checks CPU features only,
-  # so a CUDA set holds CUDA targets alone and the runtime picks the device.
-  set(MHAC_SET_DEVICE cpu)
-  set(MHAC_SET_CUDA_CAPABILITY 0)
-  if(_baseline MATCHES "-cuda")
-    set(MHAC_SET_DEVICE cuda)
-    if(_baseline MATCHES "cuda_capability_([0-9]+)")
-      set(MHAC_SET_CUDA_CAPABILITY ${CMAKE_MATCH_1})
-    else()
-      set(MHAC_SET_CUDA_CAPABILITY 20)
-    endif()
-  endif()
+  set(_gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${_set}_registry)
+  string(JOIN "\n" _table ${ARG_CONFIGS})
+  file(CONFIGURE OUTPUT ${_gen_dir}/${_set}_table.txt CONTENT "${_table}\n" @ONLY)
+  string(JOIN "," _targets_csv ${ARG_TARGETS})
+  _mhac_run_planner("mhac_add_kernel_set(${_set})" set --name ${_set} --targets ${_targets_csv}
+                    --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir})
+  include(${_gen_dir}/${_set}_plan.cmake)
+
   if(ARG_RUNTIME)
     set(_runtime ${ARG_RUNTIME})
   else()
     set(_runtime ${_set}_halide_runtime)
-    add_halide_runtime(${_runtime} TARGETS ${_triple})
+    add_halide_runtime(${_runtime} TARGETS ${MHAC_PLAN_RUNTIME_TARGET})
   endif()
-  set_property(GLOBAL PROPERTY _mhac_${_set}_runtime ${_runtime})
-  # Kernel names carry the device so CPU and CUDA sets never share a library.
-  set(_sfx "")
-  if(MHAC_SET_DEVICE STREQUAL "cuda")
-    set(_sfx "__cuda${MHAC_SET_CUDA_CAPABILITY}")
-  endif()
-
-  set(_includes "")
-  set(_softmax_rows "")
-  foreach(_path IN LISTS MHAC_KERAS_PATHS)
-    string(APPEND _softmax_rows "    {")
-    foreach(_mask IN LISTS MHAC_MASK_KINDS)
-      set(_lib mha_softmax_f32_${_mask}_${_path}${_sfx})
-      _mhac_kernel(${_set} ${_lib} mhac_masked_softmax mask_kind=${_mask} path=${_path})
-      string(APPEND _includes "#include \"${_lib}.h\"\n")
-      string(APPEND _softmax_rows "{\"${_lib}\", ${_lib}}, ")
-    endforeach()
-    string(APPEND _softmax_rows "},\n")
+  foreach(_lib IN LISTS MHAC_PLAN_KERNELS)
+    _mhac_kernel(${_lib} ${MHAC_PLAN_${_lib}_GENERATOR} "${ARG_TARGETS}" ${_runtime}
+                 ${MHAC_PLAN_${_lib}_PARAMS})
   endforeach()
 
-  set(_config_rows "")
-  set(_rows "generic 0 0 0 0 0 0 0 1 none,causal,dense" ${ARG_CONFIGS})
-  foreach(_row IN LISTS _rows)
-    string(STRIP "${_row}" _row)
-    string(REGEX REPLACE "[ \t]+" ";" _f "${_row}")
-    list(LENGTH _f _n)
-    if(NOT _n EQUAL 10)
-      message(FATAL_ERROR "mhac_add_kernel_set(${_set}): row '${_row}' needs 10 fields, has ${_n}")
-    endif()
-    list(GET _f 0 _cfg)
-    list(GET _f 1 _heads)
-    list(GET _f 2 _kd)
-    list(GET _f 3 _vd)
-    list(GET _f 4 _eq)
-    list(GET _f 5 _ek)
-    list(GET _f 6 _ev)
-    list(GET _f 7 _o)
-    list(GET _f 8 _bias)
-    list(GET _f 9 _masks)
-    string(REPLACE "," ";" _masks "${_masks}")
-    if(_bias)
-      set(_bias_flag true)
-    else()
-      set(_bias_flag false)
-    endif()
-    math(EXPR _jq "${_heads} * ${_kd}")
-    math(EXPR _jv "${_heads} * ${_vd}")
-
-    # Staged path (scores, dropout, N-D, gate): projections (query, key,
-    # value, output, gate), scores per Keras path, combine.
-    set(_proj_entries "")
-    foreach(_p IN ITEMS "${_eq} ${_jq}" "${_ek} ${_jq}" "${_ev} ${_jv}" "${_jv} ${_o}" "${_eq} ${_jv}")
-      string(REPLACE " " ";" _p "${_p}")
-      list(GET _p 0 _pin)
-      list(GET _p 1 _pout)
-      _mhac_projection_name(_lib ${_pin} ${_pout} ${_bias})
-      string(APPEND _lib "${_sfx}")
-      _mhac_kernel(${_set} ${_lib} mhac_projection
-                   in_features=${_pin} out_features=${_pout} use_bias=${_bias_flag})
-      string(APPEND _includes "#include \"${_lib}.h\"\n")
-      string(APPEND _proj_entries "{\"${_lib}\", ${_lib}}, ")
-    endforeach()
-    if(_heads EQUAL 0)
-      set(_scores_stem mha_scores_f32_generic)
-      set(_combine mha_combine_f32_generic${_sfx})
-    else()
-      set(_scores_stem mha_scores_f32_n${_heads}_h${_kd})
-      set(_combine mha_combine_f32_n${_heads}_hv${_vd}${_sfx})
-    endif()
-    set(_scores_entries "")
-    foreach(_path IN LISTS MHAC_KERAS_PATHS)
-      set(_lib ${_scores_stem}_${_path}${_sfx})
-      _mhac_kernel(${_set} ${_lib} mhac_scores num_heads=${_heads} key_dim=${_kd} path=${_path})
-      string(APPEND _includes "#include \"${_lib}.h\"\n")
-      string(APPEND _scores_entries "{\"${_lib}\", ${_lib}}, ")
-    endforeach()
-    _mhac_kernel(${_set} ${_combine} mhac_combine num_heads=${_heads} value_dim=${_vd})
-    string(APPEND _includes "#include \"${_combine}.h\"\n")
-
-    # Fused path, one kernel per mask kind compiled for this configuration.
-    set(_fused_entries "")
-    foreach(_mask IN LISTS MHAC_MASK_KINDS)
-      if(_mask IN_LIST _masks)
-        set(_lib mha_fused_f32_${_cfg}_${_mask}${_sfx})
-        _mhac_kernel(${_set} ${_lib} mhac_fused
-                     num_heads=${_heads} key_dim=${_kd} value_dim=${_vd}
-                     query_features=${_eq} key_features=${_ek} value_features=${_ev}
-                     output_features=${_o} use_bias=${_bias_flag} mask_kind=${_mask})
-        string(APPEND _includes "#include \"${_lib}.h\"\n")
-        string(APPEND _fused_entries "{\"${_lib}\", ${_lib}}, ")
-      else()
-        string(APPEND _fused_entries "{nullptr, nullptr}, ")
-      endif()
-    endforeach()
-
-    string(APPEND _config_rows
-      "    {\"${_cfg}\", {${_heads}, ${_kd}, ${_vd}, ${_eq}, ${_ek}, ${_ev}, ${_o}, ${_bias_flag}},\n"
-      "     {${_fused_entries}},\n"
-      "     {${_proj_entries}},\n"
-      "     {${_scores_entries}},\n"
-      "     {\"${_combine}\", ${_combine}}},\n")
-  endforeach()
-
-  string(REPLACE ";" " " _targets_str "${ARG_TARGETS}")
-  set(_gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${_set}_registry)
-  set(MHAC_SET_NAME ${_set})
-  set(MHAC_SET_TARGETS "${_targets_str}")
-  set(MHAC_SET_INCLUDES "${_includes}")
-  set(MHAC_SET_CONFIG_ROWS "${_config_rows}")
-  set(MHAC_SET_SOFTMAX_ROWS "${_softmax_rows}")
-  configure_file(${MHAC_CMAKE_DIR}/kernel_set_registry.cpp.in ${_gen_dir}/${_set}_registry.cpp @ONLY)
-  configure_file(${MHAC_CMAKE_DIR}/kernel_set.h.in ${_gen_dir}/mhac/kernel_set_${_set}.h @ONLY)
-
-  get_property(_libs GLOBAL PROPERTY _mhac_${_set}_libs)
   add_library(${_set} STATIC ${_gen_dir}/${_set}_registry.cpp)
   target_include_directories(${_set} PUBLIC $<BUILD_INTERFACE:${_gen_dir}>)
-  target_link_libraries(${_set} PUBLIC mhac::runtime ${_libs} ${_runtime})
+  target_link_libraries(${_set} PUBLIC mhac::runtime ${MHAC_PLAN_KERNELS} ${_runtime})
+endfunction()
+
+function(mhac_add_kernel_set_list _name)
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "FUNCTION" "SETS")
+  if(NOT ARG_FUNCTION OR NOT ARG_SETS)
+    message(FATAL_ERROR "mhac_add_kernel_set_list(${_name}): FUNCTION and SETS are required")
+  endif()
+  set(_gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${_name}_list)
+  string(JOIN "," _sets_csv ${ARG_SETS})
+  _mhac_run_planner("mhac_add_kernel_set_list(${_name})" list --header mhac/${_name}.h
+                    --function ${ARG_FUNCTION} --sets ${_sets_csv} --out ${_gen_dir})
+  add_library(${_name} STATIC ${_gen_dir}/${_name}.cpp)
+  target_include_directories(${_name} PUBLIC $<BUILD_INTERFACE:${_gen_dir}>)
+  target_link_libraries(${_name} PUBLIC ${ARG_SETS})
 endfunction()

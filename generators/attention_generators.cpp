@@ -1,12 +1,11 @@
 // Halide generators for every stage of Keras MultiHeadAttention and for the
 // fused layer. Algorithms only: each generator hands its Funcs to the
-// schedule for its target (schedules/schedules.h).
+// schedule for its target (declared in pipelines.h, defined in schedules/).
 //
 // GeneratorParams set to 0 mean "known only at run time" (the generic
 // variant); a positive value specializes the kernel to that size and turns
 // it into a checked constraint on the buffers.
-#include "schedules.h"
-#include "stages.h"
+#include "pipelines.h"
 
 namespace mhac::gen {
 namespace {
@@ -95,7 +94,7 @@ public:
 
     void generate() {
         Expr h_extent = extent_or(key_dim, query.dim(0).extent());
-        lg_ = attention_logits(query, key, h_extent, scale, parse_attention_path(path));
+        lg_ = attention_logits(query, key, h_extent, scale, keras_path_param(path));
         Var s("s"), t("t"), n("n"), b("b");
         logits(s, t, n, b) = lg_.logits(s, t, n, b);
 
@@ -135,10 +134,10 @@ public:
     Output<Buffer<float, 4>> probs{"probs"};   // (s, t, n, b)
 
     void generate() {
-        MaskKind kind = parse_mask_kind(mask_kind);
+        MaskKind kind = mask_kind_param(mask_kind);
         allowed_ = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
-        sm_ = masked_softmax(logits, allowed_, kind, logits.dim(0).extent(),
-                             parse_attention_path(path));
+        sm_ =
+            masked_softmax(logits, allowed_, kind, logits.dim(0).extent(), keras_path_param(path));
         Var s("s"), t("t"), n("n"), b("b");
         probs(s, t, n, b) = sm_.probs(s, t, n, b);
 
@@ -232,7 +231,7 @@ public:
     Output<Buffer<float, 3>> output{"output"};  // (o, t, b) = Keras [B, T, O]
 
     void generate() {
-        MaskKind kind = parse_mask_kind(mask_kind);
+        MaskKind kind = mask_kind_param(mask_kind);
         Expr heads = extent_or(num_heads, query_bias.dim(1).extent());
         Expr h_dim = extent_or(key_dim, query_bias.dim(0).extent());
         Expr hv_dim = extent_or(value_dim, value_bias.dim(0).extent());
@@ -253,9 +252,9 @@ public:
         p_.q = split_heads(p_.q_proj.out, h_dim);
         p_.k = split_heads(p_.k_proj.out, h_dim);
         p_.v = split_heads(p_.v_proj.out, hv_dim);
-        p_.logits = attention_logits(p_.q, p_.k, h_dim, scale, AttentionPath::fused);
+        p_.logits = attention_logits(p_.q, p_.k, h_dim, scale, KerasPath::fused);
         p_.allowed = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
-        p_.softmax = masked_softmax(p_.logits.logits, p_.allowed, kind, keys, AttentionPath::fused);
+        p_.softmax = masked_softmax(p_.logits.logits, p_.allowed, kind, keys, KerasPath::fused);
         p_.combine = combine(p_.softmax.probs, p_.v, keys);
         p_.context_flat = flatten_heads(p_.combine.context, hv_dim);
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,

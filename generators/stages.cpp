@@ -18,17 +18,18 @@ constexpr float kExplicitMaskedLogit = -1e9f;
 constexpr float kFusedMaskedLogit = -0.7f * 3.38953139e38f;
 }  // namespace
 
-MaskKind parse_mask_kind(const std::string &name) {
-    if (name == "none") return MaskKind::none;
-    if (name == "causal") return MaskKind::causal;
-    if (name == "dense") return MaskKind::dense;
-    throw std::invalid_argument("unknown mask kind '" + name + "' (none, causal, dense)");
+MaskKind mask_kind_param(const std::string &name) {
+    MaskKind kind;
+    if (!mhac::parse_mask_kind(name, &kind))
+        throw std::invalid_argument("unknown mask kind '" + name + "' (none, causal, dense)");
+    return kind;
 }
 
-AttentionPath parse_attention_path(const std::string &name) {
-    if (name == "fused") return AttentionPath::fused;
-    if (name == "explicit") return AttentionPath::explicit_scores;
-    throw std::invalid_argument("unknown attention path '" + name + "' (fused, explicit)");
+KerasPath keras_path_param(const std::string &name) {
+    KerasPath path;
+    if (!mhac::parse_keras_path(name, &path))
+        throw std::invalid_argument("unknown attention path '" + name + "' (fused, explicit)");
+    return path;
 }
 
 Projection project(const Func &in, const Expr &in_features, const Func &packed_w, const Func &bias,
@@ -51,11 +52,11 @@ Projection project(const Func &in, const Expr &in_features, const Func &packed_w
 }
 
 Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const Expr &scale,
-                        AttentionPath path) {
+                        KerasPath path) {
     Var s("s"), t("t"), n("n"), b("b");
     Logits l{Func("dot"), Func("logits"), RDom(0, key_dim, "h")};
     l.dot(s, t, n, b) = 0.0f;
-    if (path == AttentionPath::explicit_scores) {
+    if (path == KerasPath::explicit_scores) {
         // query = ops.multiply(query, scale) happens before the einsum.
         l.dot(s, t, n, b) += (q(l.r.x, n, t, b) * scale) * k(l.r.x, n, s, b);
         l.logits(s, t, n, b) = l.dot(s, t, n, b);
@@ -81,11 +82,11 @@ Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
 }
 
 MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind kind,
-                             const Expr &keys, AttentionPath path) {
+                             const Expr &keys, KerasPath path) {
     Var s("s"), t("t"), n("n"), b("b");
     MaskedSoftmax sm{Func("masked"),  Func("row_max"), Func("exp_shifted"),
                      Func("row_sum"), Func("probs"),   RDom(0, keys, "sk")};
-    const float fill = path == AttentionPath::fused ? kFusedMaskedLogit : kExplicitMaskedLogit;
+    const float fill = path == KerasPath::fused ? kFusedMaskedLogit : kExplicitMaskedLogit;
     if (kind == MaskKind::none) {
         sm.masked(s, t, n, b) = logits(s, t, n, b);
     } else {
@@ -98,7 +99,7 @@ MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind k
     sm.row_sum(t, n, b) = 0.0f;
     sm.row_sum(t, n, b) += sm.exp_shifted(sm.r.x, t, n, b);
     Expr p = sm.exp_shifted(s, t, n, b) / sm.row_sum(t, n, b);
-    if (kind != MaskKind::none && path == AttentionPath::explicit_scores) {
+    if (kind != MaskKind::none && path == KerasPath::explicit_scores) {
         // Keras >= 3.10 Softmax multiplies by the mask after normalising, so a
         // fully masked row is all zeros instead of uniform.
         p = select(allowed(s, t, n, b), p, 0.0f);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "Halide.h"
+#include "mhac/kernel_abi.h"
 
 namespace mhac::gen {
 
@@ -18,33 +19,16 @@ using Halide::Func;
 using Halide::RDom;
 using Halide::Var;
 
-// Width of the column panels the runtime packs projection kernels into
-// (runtime/src/packed_weights.cpp). Part of the kernel ABI: a packed kernel
-// [E, J] is stored as w(ji, e, jo) with j = jo * kPanelWidth + ji, zero
-// padded to whole panels, so one panel streams contiguously through a GEMM
-// micro-tile.
-constexpr int kPanelWidth = 16;
+// The kernel ABI shared with the runtime (mask kinds, Keras paths, panel
+// width): runtime/include/mhac/kernel_abi.h.
+using mhac::KerasPath;
+using mhac::kPanelWidth;
+using mhac::MaskKind;
 
-// Which mask a kernel applies to the logits.
-enum class MaskKind {
-    none,    // every key visible
-    causal,  // key s visible from query t iff s <= t (top-left aligned)
-    dense,   // a uint8 tensor mask(s, t, n, b), broadcast over n and b
-};
-
-// Keras 3.15 computes attention on one of two paths (spec section 2.1), and
-// they disagree on where the scale goes and on masked logits.
-enum class AttentionPath {
-    // ops.dot_product_attention: (Q.K) * c, masked logits = -0.7 * FLT_MAX, a
-    // fully masked row is uniform over all keys.
-    fused,
-    // einsum + Softmax layer: (Q * c).K, masked logits = -1e9, probabilities of
-    // masked keys multiplied by 0 (a fully masked row becomes all zeros).
-    explicit_scores,
-};
-
-MaskKind parse_mask_kind(const std::string &name);
-AttentionPath parse_attention_path(const std::string &name);  // "fused" | "explicit"
+// The generators' string parameters; throw std::invalid_argument on an
+// unknown name.
+MaskKind mask_kind_param(const std::string &name);
+KerasPath keras_path_param(const std::string &name);  // "fused" | "explicit"
 
 // out(j, rows...) = bias(j) + sum_e in(e, rows...) * w(j % P, e, j / P)
 // `in` has the feature index first; `w` is a packed kernel (see kPanelWidth).
@@ -64,7 +48,7 @@ struct Logits {
     RDom r;       // over h
 };
 Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const Expr &scale,
-                        AttentionPath path);
+                        KerasPath path);
 
 // allowed(s, t, n, b): whether query t of head n may attend to key s.
 // `mask` is read only for MaskKind::dense; its extents (mask_heads,
@@ -82,7 +66,7 @@ struct MaskedSoftmax {
     RDom r;        // over s
 };
 MaskedSoftmax masked_softmax(const Func &logits, const Func &allowed, MaskKind kind,
-                             const Expr &keys, AttentionPath path);
+                             const Expr &keys, KerasPath path);
 
 // context(g, n, t, b) = sum_s probs(s, t, n, b) * v(g, n, s, b)
 struct Combine {

@@ -36,12 +36,17 @@ struct SweepCase {
     Sizes sizes;
 };
 
+MaskKind kind_for(MaskCase m);
+
+// The variant's name (mhac::variant_name), then the mask case and sizes.
 std::string describe(const SweepCase &c) {
     const auto &s = c.sizes;
-    return c.config + (c.staged ? "_staged_" : "_fused_") + name_of(c.mask) + "_b" +
-           std::to_string(s.batch) + "_t" + std::to_string(s.queries) + "_s" +
-           std::to_string(s.keys) + "_n" + std::to_string(s.num_heads) + "_h" +
-           std::to_string(s.key_dim);
+    const std::string variant =
+        variant_name(c.config, c.staged ? Path::staged : Path::fused, kind_for(c.mask),
+                     c.staged ? KerasPath::explicit_scores : KerasPath::fused, 0);
+    return identifier(variant) + "_" + name_of(c.mask) + "_b" + std::to_string(s.batch) + "_t" +
+           std::to_string(s.queries) + "_s" + std::to_string(s.keys) + "_n" +
+           std::to_string(s.num_heads) + "_h" + std::to_string(s.key_dim);
 }
 
 std::string case_name(const ::testing::TestParamInfo<SweepCase> &info) {

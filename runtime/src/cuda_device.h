@@ -2,16 +2,12 @@
 // driver library is loaded at run time, as Halide's own CUDA runtime does.
 #pragma once
 
-#include <string>
+#include "mhac/mha.h"
 
 namespace mhac::detail {
 
-struct CudaDevice {
-    bool usable = false;
-    std::string reason;  // why not, when not usable
-    std::string name;
-    int capability = 0;  // major * 10 + minor, e.g. 90 for an H100
-};
+// capability: major * 10 + minor, e.g. 90 for an H100.
+using CudaDevice = CudaDeviceInfo;
 
 // Probed once per process (thread safe).
 const CudaDevice &cuda_device();

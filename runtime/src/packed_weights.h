@@ -1,14 +1,14 @@
 // Projection kernels in the layout the generated kernels read (see
-// generators/stages.h, kPanelWidth): packed once when weights are set.
+// mhac/kernel_abi.h, kPanelWidth): packed once when weights are set.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-namespace mhac::detail {
+#include "mhac/kernel_abi.h"
 
-constexpr int64_t kPanelWidth = 16;  // must equal mhac::gen::kPanelWidth
+namespace mhac::detail {
 
 struct PackedKernel {
     std::vector<float> data;  // (ji, e, jo): panels of kPanelWidth output columns

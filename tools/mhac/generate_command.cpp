@@ -17,7 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "kernel_plan.h"
+#include "kernel_plan.h"  // tools/plan: the one table expansion
 #include "mhac/mha.h"
 
 namespace mhac::cli {
@@ -27,11 +27,17 @@ namespace fs = std::filesystem;
 namespace {
 
 const char *kUsage =
-    "usage: mhac generate --config cfg.json --targets T1[,T2...] -o DIR [--name SET]\n"
+    "usage: mhac generate --config cfg.json|table.txt --targets T1[,T2...] -o DIR [--name SET]\n"
+    "                     [--plan-only]\n"
     "  cfg.json: {\"name\": \"my_set\", \"configs\": [{\"name\": \"small\", \"num_heads\": 4,\n"
     "            \"key_dim\": 8, \"value_dim\": 8, \"query_features\": 32, \"key_features\": 32,\n"
     "            \"value_features\": 32, \"output_features\": 32, \"use_bias\": true,\n"
-    "            \"masks\": [\"none\", \"causal\"]}]}\n"
+    "            \"masks\": [\"none\", \"causal\"], \"params\": {\"fused\": {\"knob\": 4}}}]}\n"
+    "  table.txt: rows as in mhac_add_kernel_set(), one per line:\n"
+    "            name heads key_dim value_dim Eq Ek Ev O bias masks [stage:key=value ...]\n"
+    "  params / stage:key=value: extra generator parameters for one stage's kernels\n"
+    "            (fused, projection, scores, combine) of that configuration\n"
+    "  --plan-only: write the registry, the header and manifest.json, run no generator\n"
     "  targets: a Halide multi-target ladder, best first, e.g.\n"
     "           x86-64-linux-avx2-fma-f16c,x86-64-linux-sse41\n";
 
@@ -77,8 +83,10 @@ pid_t spawn(const std::vector<std::string> &args, const std::string &log) {
     return pid;
 }
 
-PlanConfig parse_config(const nlohmann::json &j) {
-    PlanConfig c;
+// A configuration of cfg.json as a table row. Sizes and mask kinds are
+// checked by the planner, as for mhac_add_kernel_set() rows.
+plan::ConfigRow parse_config(const nlohmann::json &j) {
+    plan::ConfigRow c;
     c.name = j.at("name").get<std::string>();
     c.num_heads = j.at("num_heads").get<int>();
     c.key_dim = j.at("key_dim").get<int>();
@@ -88,79 +96,52 @@ PlanConfig parse_config(const nlohmann::json &j) {
     c.key_features = j.value("key_features", c.value_features);
     c.output_features = j.value("output_features", c.query_features);
     c.use_bias = j.value("use_bias", true);
-    c.masks = j.value("masks", std::vector<std::string>{"none", "causal", "dense"});
-    if (c.num_heads <= 0 || c.key_dim <= 0 || c.value_dim <= 0 || c.query_features <= 0 ||
-        c.key_features <= 0 || c.value_features <= 0 || c.output_features <= 0) {
-        throw Error("configuration '" + c.name + "': sizes must be positive");
-    }
-    for (const auto &m : c.masks) {
-        if (m != "none" && m != "causal" && m != "dense") {
-            throw Error("configuration '" + c.name + "': unknown mask kind '" + m + "'");
+    c.masks = j.value(
+        "masks", std::vector<std::string>(std::begin(kMaskKindNames), std::end(kMaskKindNames)));
+    // "params": {"fused": {"knob": 4}, ...}: the rows' stage:key=value.
+    for (const auto &[stage, knobs] : j.value("params", nlohmann::json::object()).items()) {
+        for (const auto &[key, value] : knobs.items()) {
+            std::string text = value.is_string() ? value.get<std::string>() : value.dump();
+            c.params.push_back(plan::parse_row_param(c.name, stage + ":" + key + "=" + text));
         }
     }
     return c;
 }
 
-}  // namespace
-
-int generate_command(int argc, char **argv) {
-    std::string config_path, targets_arg, out_dir, set_name;
-    for (int i = 0; i < argc; i++) {
-        std::string f = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) throw Error(f + " needs a value");
-            return argv[++i];
-        };
-        if (f == "--config")
-            config_path = value();
-        else if (f == "--targets")
-            targets_arg = value();
-        else if (f == "-o" || f == "--out")
-            out_dir = value();
-        else if (f == "--name")
-            set_name = value();
-        else if (f == "--help") {
-            std::fputs(kUsage, stdout);
-            return 0;
-        } else {
-            throw Error("unknown argument '" + f + "'\n" + kUsage);
-        }
-    }
-    if (config_path.empty() || targets_arg.empty() || out_dir.empty()) {
-        throw Error(std::string("--config, --targets and -o are required\n") + kUsage);
-    }
+// The plan of a configuration file: cfg.json, or a table of rows in the
+// format of mhac_add_kernel_set() (any other file), one row per line.
+plan::KernelPlan load_plan(const std::string &config_path, const std::string &targets,
+                           std::string set_name) {
     std::ifstream in(config_path);
     if (!in) throw Error("cannot read " + config_path);
-    nlohmann::json cfg;
+    std::vector<plan::ConfigRow> configs;
     try {
-        cfg = nlohmann::json::parse(in);
-    } catch (const std::exception &e) {
-        throw Error(config_path + ": not valid JSON: " + e.what());
+        if (fs::path(config_path).extension() == ".json") {
+            nlohmann::json cfg = nlohmann::json::parse(in);
+            if (set_name.empty()) set_name = cfg.value("name", "generated_set");
+            for (const auto &c : cfg.at("configs")) configs.push_back(parse_config(c));
+        } else {
+            for (std::string line; std::getline(in, line);) {
+                if (line.find_first_not_of(" \t\r") != std::string::npos)
+                    configs.push_back(plan::parse_row(line));
+            }
+        }
+        if (set_name.empty()) set_name = "generated_set";
+        return plan::plan_kernel_set(set_name, split(targets, ','), configs);
+    } catch (const nlohmann::json::exception &e) {
+        throw Error(config_path + ": not a valid configuration: " + e.what());
+    } catch (const plan::PlanError &e) {
+        throw Error(config_path + ": " + e.what());
     }
-    if (set_name.empty()) set_name = cfg.value("name", "generated_set");
-    std::vector<PlanConfig> configs;
-    for (const auto &c : cfg.at("configs")) configs.push_back(parse_config(c));
+}
 
-    KernelPlan plan = plan_kernel_set(set_name, split(targets_arg, ','), configs);
-    const std::string gen = generator_path();
-    fs::create_directories(fs::path(out_dir) / "mhac");
-
+// Runs the generator for every kernel, `jobs` at a time (each run is single
+// threaded); returns each run's seconds. Failures name the kernel's log.
+std::vector<double> generate_kernels(const plan::KernelPlan &plan, const std::string &gen,
+                                     const std::string &out_dir) {
     std::string target_list;
     for (const auto &t : plan.targets)
         target_list += (target_list.empty() ? "" : ",") + t + "-no_runtime";
-    // The runtime's target: the baseline's arch-bits-os triple (+ cuda).
-    const std::vector<std::string> parts = split(plan.targets.back(), '-');
-    if (parts.size() < 3)
-        throw Error("target '" + plan.targets.back() + "' is not arch-bits-os[-features]");
-    std::string runtime_target = parts[0] + "-" + parts[1] + "-" + parts[2];
-    if (plan.device == "cuda") runtime_target += "-cuda";
-
-    // Every kernel, a few at a time; each generator run is single threaded.
-    nlohmann::json manifest = {{"set", set_name},
-                               {"targets", plan.targets},
-                               {"device", plan.device},
-                               {"cuda_capability", plan.cuda_capability},
-                               {"kernels", nlohmann::json::array()}};
     const unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
     struct Running {
         pid_t pid;
@@ -182,7 +163,7 @@ int generate_command(int argc, char **argv) {
         }
     };
     for (size_t i = 0; i < plan.kernels.size(); i++) {
-        const PlannedKernel &k = plan.kernels[i];
+        const plan::PlannedKernel &k = plan.kernels[i];
         std::vector<std::string> args{gen,
                                       "-g",
                                       k.generator,
@@ -204,31 +185,83 @@ int generate_command(int argc, char **argv) {
             {spawn(args, out_dir + "/" + k.name + ".log"), i, std::chrono::steady_clock::now()});
     }
     for (const auto &r : running) reap(r);
-    const std::string runtime_name = set_name + "_halide_runtime";
+    const std::string runtime_name = plan.set_name + "_halide_runtime";
     int rc = wait_for(spawn({gen, "-r", runtime_name, "-o", out_dir, "-e", "static_library",
-                             "target=" + runtime_target},
+                             "target=" + plan.runtime_target},
                             out_dir + "/" + runtime_name + ".log"));
     if (rc != 0) failures++;
     if (failures) throw Error(std::to_string(failures) + " generator run(s) failed");
-
-    for (size_t i = 0; i < plan.kernels.size(); i++) {
-        const PlannedKernel &k = plan.kernels[i];
-        fs::remove(fs::path(out_dir) / (k.name + ".log"));
-        manifest["kernels"].push_back(
-            {{"name", k.name},
-             {"generator", k.generator},
-             {"params", k.params},
-             {"library", k.name + ".a"},
-             {"bytes", fs::file_size(fs::path(out_dir) / (k.name + ".a"))},
-             {"generation_seconds", seconds[i]}});
-    }
+    for (const auto &k : plan.kernels) fs::remove(fs::path(out_dir) / (k.name + ".log"));
     fs::remove(fs::path(out_dir) / (runtime_name + ".log"));
-    manifest["runtime"] = runtime_name + ".a";
-    std::ofstream(fs::path(out_dir) / (set_name + "_registry.cpp")) << plan.registry_source;
-    std::ofstream(fs::path(out_dir) / "mhac" / ("kernel_set_" + set_name + ".h")) << plan.header;
-    std::ofstream(fs::path(out_dir) / "manifest.json") << manifest.dump(2) << "\n";
-    std::printf("mhac generate: %zu kernels for %s (%s) in %s\n", plan.kernels.size(),
-                set_name.c_str(), targets_arg.c_str(), out_dir.c_str());
+    return seconds;
+}
+
+// manifest.json: the set, and per kernel its generator and parameters (and,
+// once generated, its library, size and generation time).
+nlohmann::json manifest_of(const plan::KernelPlan &plan, const std::string &out_dir,
+                           const std::vector<double> *seconds) {
+    nlohmann::json manifest = {{"set", plan.set_name},
+                               {"targets", plan.targets},
+                               {"device", plan.device},
+                               {"compute_capability", plan.compute_capability},
+                               {"kernels", nlohmann::json::array()}};
+    for (size_t i = 0; i < plan.kernels.size(); i++) {
+        const plan::PlannedKernel &k = plan.kernels[i];
+        nlohmann::json entry = {{"name", k.name}, {"generator", k.generator}, {"params", k.params}};
+        if (seconds) {
+            entry["library"] = k.name + ".a";
+            entry["bytes"] = fs::file_size(fs::path(out_dir) / (k.name + ".a"));
+            entry["generation_seconds"] = (*seconds)[i];
+        }
+        manifest["kernels"].push_back(entry);
+    }
+    if (seconds) manifest["runtime"] = plan.set_name + "_halide_runtime.a";
+    return manifest;
+}
+
+}  // namespace
+
+int generate_command(int argc, char **argv) {
+    std::string config_path, targets_arg, out_dir, set_name;
+    bool plan_only = false;
+    for (int i = 0; i < argc; i++) {
+        std::string f = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) throw Error(f + " needs a value");
+            return argv[++i];
+        };
+        if (f == "--config")
+            config_path = value();
+        else if (f == "--targets")
+            targets_arg = value();
+        else if (f == "-o" || f == "--out")
+            out_dir = value();
+        else if (f == "--name")
+            set_name = value();
+        else if (f == "--plan-only")
+            plan_only = true;
+        else if (f == "--help") {
+            std::fputs(kUsage, stdout);
+            return 0;
+        } else {
+            throw Error("unknown argument '" + f + "'\n" + kUsage);
+        }
+    }
+    if (config_path.empty() || targets_arg.empty() || out_dir.empty()) {
+        throw Error(std::string("--config, --targets and -o are required\n") + kUsage);
+    }
+    const plan::KernelPlan plan = load_plan(config_path, targets_arg, set_name);
+    fs::create_directories(fs::path(out_dir) / "mhac");
+    std::vector<double> seconds;
+    if (!plan_only) seconds = generate_kernels(plan, generator_path(), out_dir);
+    const fs::path out(out_dir);
+    std::ofstream(out / (plan.set_name + "_registry.cpp")) << plan.registry_source;
+    std::ofstream(out / "mhac" / ("kernel_set_" + plan.set_name + ".h")) << plan.header;
+    std::ofstream(out / "manifest.json")
+        << manifest_of(plan, out_dir, plan_only ? nullptr : &seconds).dump(2) << "\n";
+    std::printf("mhac generate: %zu kernels for %s (%s) in %s%s\n", plan.kernels.size(),
+                plan.set_name.c_str(), targets_arg.c_str(), out_dir.c_str(),
+                plan_only ? " (plan only: no kernel generated)" : "");
     return 0;
 }
 
@@ -252,8 +285,8 @@ int inspect_generated(const std::string &dir) {
         for (const auto &p : k["params"]) params += p.get<std::string>() + " ";
         std::printf("  %-48s %-20s %10llu %8.2f  %s\n", k["name"].get<std::string>().c_str(),
                     k["generator"].get<std::string>().c_str(),
-                    (unsigned long long)k["bytes"].get<uint64_t>(),
-                    k["generation_seconds"].get<double>(), params.c_str());
+                    (unsigned long long)k.value("bytes", uint64_t{0}),
+                    k.value("generation_seconds", 0.0), params.c_str());
     }
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mhac/default_sets.h"
 #include "mhac/kernel_set_default_set.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
@@ -20,23 +21,10 @@
 #include "generate_command.h"
 #include "run_command.h"
 #endif
-#if MHAC_WITH_CUDA
-#include "mhac/kernel_set_default_set_cuda80.h"
-#include "mhac/kernel_set_default_set_cuda86.h"
-#endif
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::vector<const mhac::KernelSet *> linked_kernel_sets() {
-    std::vector<const mhac::KernelSet *> sets{&mhac::kernel_sets::default_set()};
-#if MHAC_WITH_CUDA
-    sets.push_back(&mhac::kernel_sets::default_set_cuda80());
-    sets.push_back(&mhac::kernel_sets::default_set_cuda86());
-#endif
-    return sets;
-}
 
 template <typename F>
 double median_seconds(int repeats, F &&f) {
@@ -143,9 +131,9 @@ void print_set(const mhac::KernelSet &set) {
         for (const auto &k : c.fused) {
             if (k) std::printf("    fused      %s\n", k.name);
         }
-        const char *slots[] = {"query", "key", "value", "output", "gate"};
         for (int p = 0; p < mhac::kProjectionSlots; p++) {
-            std::printf("    projection %s (%s)\n", c.projection[p].name, slots[p]);
+            std::printf("    projection %s (%s)\n", c.projection[p].name,
+                        mhac::kProjectionSlotNames[p]);
         }
         for (const auto &k : c.scores) std::printf("    scores     %s\n", k.name);
         std::printf("    combine    %s\n", c.combine.name);
@@ -159,7 +147,7 @@ void print_set(const mhac::KernelSet &set) {
 // `mhac generate` run wrote to DIR (its manifest.json).
 int inspect(int argc, char **argv) {
     if (argc == 0) {
-        for (const mhac::KernelSet *set : linked_kernel_sets()) print_set(*set);
+        for (const mhac::KernelSet *set : mhac::kernel_sets::all()) print_set(*set);
         std::printf("MHAC_ISA=%s; CUDA: %s\n", mhac::forced_isa_level().c_str(),
                     mhac::cuda_device_info().usable ? mhac::cuda_device_info().name.c_str()
                                                     : mhac::cuda_device_info().reason.c_str());
@@ -193,7 +181,7 @@ int main(int argc, char **argv) {
         if (cmd == "generate") return mhac::cli::generate_command(argc - 2, argv + 2);
 #endif
         if (cmd == "inspect" || cmd == "variants") return inspect(argc - 2, argv + 2);
-    } catch (const mhac::Error &e) {
+    } catch (const std::exception &e) {
         std::fprintf(stderr, "mhac %s: error: %s\n", cmd.c_str(), e.what());
         return 1;
     }

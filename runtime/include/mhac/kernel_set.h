@@ -1,26 +1,17 @@
-// The table a generated kernel set exposes to the runtime. Written by
-// cmake/MhacKernels.cmake from the configuration table; nothing here is kept
-// by hand per variant.
+// The table a generated kernel set exposes to the runtime. Written by the
+// kernel planner (tools/plan) from the configuration table; nothing here is
+// kept by hand per variant.
 #pragma once
 
 #include <cstddef>
+
+#include "mhac/kernel_abi.h"
 
 struct halide_buffer_t;
 
 namespace mhac {
 
-// Which mask a kernel applies. Numbering indexes ConfigKernels::fused.
-enum class MaskKind : int { none = 0, causal = 1, dense = 2 };
-constexpr int kMaskKinds = 3;
-const char *mask_kind_name(MaskKind kind);
-
-// Whose numbers a kernel reproduces: Keras 3.15 computes attention on two
-// paths that differ in scale placement and masked rows (spec section 2.1).
-enum class KerasPath : int {
-    fused = 0,            // ops.dot_product_attention
-    explicit_scores = 1,  // einsum + Softmax layer
-};
-constexpr int kKerasPaths = 2;
+// "keras-fused" | "keras-explicit", for humans.
 const char *keras_path_name(KerasPath path);
 
 // Halide-generated entry points (buffers in Halide order: dim 0 innermost).
@@ -56,15 +47,6 @@ struct ConfigSizes {
     bool use_bias;
 };
 
-enum ProjectionSlot {
-    kQueryProjection = 0,
-    kKeyProjection,
-    kValueProjection,
-    kOutputProjection,
-    kGateProjection,  // use_gate: query features -> N * value_dim
-    kProjectionSlots
-};
-
 struct ConfigKernels {
     const char *name;  // "generic" or the row's name in the table
     ConfigSizes sizes;
@@ -82,9 +64,9 @@ struct SoftmaxKernels {
 
 struct KernelSet {
     const char *name;
-    const char *targets;  // the Halide multi-target ladder, best first
-    const char *device;   // "cpu" or "cuda"
-    int cuda_capability;  // e.g. 86 for cuda_capability_86; 0 for CPU sets
+    const char *targets;     // the Halide multi-target ladder, best first
+    const char *device;      // "cpu" or "cuda"
+    int compute_capability;  // CUDA sets: e.g. 86 (Halide's cuda_capability_86); 0 for CPU sets
     const ConfigKernels *configs;
     std::size_t num_configs;
     const SoftmaxKernels &softmax;

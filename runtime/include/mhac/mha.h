@@ -109,6 +109,10 @@ struct CallOptions {
     // Testing and benchmarking: run this configuration of the kernel set
     // ("generic" or a row name) instead of select_variant's choice.
     std::string force_config;
+    // Testing and benchmarking: run on this kernel set (a KernelSet::name
+    // given to the layer, e.g. "default_set_cuda80") instead of the one the
+    // device would pick.
+    std::string force_kernel_set;
 };
 
 struct CallResult {
@@ -128,7 +132,7 @@ KerasWeights keras_weights_from(const std::vector<Tensor> &w, bool use_bias, boo
 std::vector<Tensor> initialize_weights(const LayerConfig &config, int64_t query_features,
                                        int64_t value_features, int64_t key_features, uint64_t seed);
 
-// One call's sizes, after validation.
+// One call's sizes, after validation: what dispatch decides on.
 struct Problem {
     int64_t batch = 0, queries = 0, keys = 0;
     int64_t query_features = 0, key_features = 0, value_features = 0;
@@ -139,29 +143,55 @@ struct Problem {
     // Keras takes its explicit einsum path when scores are returned, the
     // layer has a dropout rate, or the inputs are not 3-D (spec 2.1).
     KerasPath keras_path = KerasPath::fused;
-    // A step the fused kernel does not have (the gate) needs the staged
-    // kernels even on Keras's fused path.
-    bool needs_stages = false;
+    // The gate is a step the fused kernel does not have: it needs the staged
+    // kernels (and the gate projection) even on Keras's fused path.
+    bool use_gate = false;
 };
 
-enum class Path {
-    fused,   // one kernel, Keras's ops.dot_product_attention semantics
-    staged,  // projection, scores, softmax, [dropout], combine, projection: Keras's einsum path
+// What a call asks of dispatch besides its sizes.
+struct DispatchRequest {
+    Device device = Device::cpu;
+    // Testing and benchmarking overrides; an unusable forced choice is an
+    // Error, never a fallback. A forced set is taken whatever the device
+    // (the call then fails if its device cannot run it).
+    std::string force_config;      // a configuration name of the chosen set
+    std::string force_kernel_set;  // a KernelSet::name among the layer's sets
 };
 
+// The staged path's kernels, in the order a call runs them: projections of
+// query, key and value, scores, softmax, combine, [gate projection], output
+// projection. Unused slots (the gate without use_gate) are null.
+struct StagedKernels {
+    NamedKernel<ProjectionFn> projection[kProjectionSlots];
+    NamedKernel<ScoresFn> scores;
+    NamedKernel<SoftmaxFn> softmax;
+    NamedKernel<CombineFn> combine;
+};
+
+// Everything one call runs, chosen in one place (select_variant): the call
+// sites only execute it.
 struct Selection {
     const KernelSet *kernel_set = nullptr;  // whose device the call runs on
     const ConfigKernels *config = nullptr;
     Path path = Path::fused;
     KerasPath keras_path = KerasPath::fused;
     MaskKind mask = MaskKind::none;
-    const char *reason = "";  // why this one, for MHAC_LOG=1 and `mhac demo`
+    NamedKernel<FusedFn> fused{};  // Path::fused
+    StagedKernels staged{};        // Path::staged
+    const char *reason = "";       // why this one, for MHAC_LOG=1 and `mhac demo`
+    bool on_device() const;        // the set runs on a CUDA device
+    // variant_name() and every kernel that runs, e.g.
+    // "bert_base/fused/none/keras-fused (mha_fused_f32_bert_base_none)".
     std::string describe() const;
 };
 
-// The one dispatch decision: which configuration and path of `kernels`
-// runs `problem`. `force_config` (may be empty) overrides the choice of
-// configuration; an unusable forced choice is an Error, not a fallback.
+// The one dispatch decision: which kernel set (the CPU set, or the CUDA set
+// of the highest compute capability `gpu` runs, per request.device), which
+// configuration and path of it, and every kernel `problem` runs.
+Selection select_variant(const KernelSet &cpu_set,
+                         const std::vector<const KernelSet *> &device_sets, const Problem &problem,
+                         const DispatchRequest &request, const CudaDeviceInfo &gpu);
+// The same within one given set (no device choice).
 Selection select_variant(const KernelSet &kernels, const Problem &problem,
                          const std::string &force_config = {});
 
@@ -176,6 +206,9 @@ class MultiHeadAttention {
 public:
     // `kernels` is a CPU kernel set (e.g. mhac::kernel_sets::default_set()).
     MultiHeadAttention(const LayerConfig &config, const KernelSet &kernels);
+    // Every set of a list (e.g. mhac::kernel_sets::all()): its first CPU set
+    // runs CPU calls, the others are added as device kernels.
+    MultiHeadAttention(const LayerConfig &config, const std::vector<const KernelSet *> &sets);
     ~MultiHeadAttention();
     MultiHeadAttention(MultiHeadAttention &&) noexcept;
     MultiHeadAttention &operator=(MultiHeadAttention &&) noexcept;

@@ -5,7 +5,6 @@
 #include <algorithm>
 
 #include "keras_layout.h"
-#include "shape_string.h"
 
 namespace mhac::io {
 namespace detail {
@@ -93,7 +92,7 @@ std::string describe_config(const std::string &layer, const LayerConfig &c) {
     std::string s = "the config of '" + layer + "' (num_heads=" + std::to_string(c.num_heads) +
                     ", key_dim=" + std::to_string(c.key_dim) +
                     ", value_dim=" + std::to_string(c.value_dim);
-    if (!c.output_shape.empty()) s += ", output_shape=" + shape_string(c.output_shape);
+    if (!c.output_shape.empty()) s += ", output_shape=" + shape_to_string(c.output_shape);
     s += c.use_bias ? ", use_bias=true" : ", use_bias=false";
     return s + (c.use_gate ? ", use_gate=true)" : ")");
 }
@@ -145,8 +144,8 @@ LoadedLayer load_from_h5(const H5File &file, const std::vector<ConfigEntry> &ent
                      const std::string &what) {
         if (actual != expected)
             throw Error(file.label() + ": dataset /" + path + " (" + what + ") has shape " +
-                        shape_string(actual) + " but " + about + " expects " +
-                        shape_string(expected));
+                        shape_to_string(actual) + " but " + about + " expects " +
+                        shape_to_string(expected));
     };
     for (size_t i = 0; i < kSlots; i++) {
         const std::string role = kSlotNames[i];

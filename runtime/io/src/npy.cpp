@@ -8,7 +8,6 @@
 #include <regex>
 
 #include "mhac/keras_io.h"
-#include "shape_string.h"
 
 namespace mhac::io {
 namespace {
@@ -88,14 +87,14 @@ Array parse(const std::string &path, const std::vector<unsigned char> &bytes) {
     a.count = 1;
     for (int64_t d : a.shape) {
         if (d != 0 && a.count > std::numeric_limits<size_t>::max() / static_cast<size_t>(d))
-            throw Error(path + ": .npy shape " + detail::shape_string(a.shape) + " is too large");
+            throw Error(path + ": .npy shape " + shape_to_string(a.shape) + " is too large");
         a.count *= static_cast<size_t>(d);
     }
     const size_t data_offset = offset + header_len;
     if (a.width && a.count > (bytes.size() - data_offset) / a.width)
-        throw Error(path + ": .npy data truncated: shape " + detail::shape_string(a.shape) +
-                    " of '" + a.descr + "' needs " + std::to_string(a.count * a.width) +
-                    " bytes, file has " + std::to_string(bytes.size() - data_offset));
+        throw Error(path + ": .npy data truncated: shape " + shape_to_string(a.shape) + " of '" +
+                    a.descr + "' needs " + std::to_string(a.count * a.width) + " bytes, file has " +
+                    std::to_string(bytes.size() - data_offset));
     a.data = bytes.data() + data_offset;
     return a;
 }
@@ -197,13 +196,12 @@ void write_npy(const std::string &path, const Tensor &tensor) {
     std::string dims;
     for (int64_t d : tensor.shape) {
         if (d < 0)
-            throw Error(path + ": cannot write a tensor of shape " +
-                        detail::shape_string(tensor.shape));
+            throw Error(path + ": cannot write a tensor of shape " + shape_to_string(tensor.shape));
         count *= static_cast<size_t>(d);
         dims += std::to_string(d) + ", ";
     }
     if (count != tensor.data.size())
-        throw Error(path + ": tensor shape " + detail::shape_string(tensor.shape) + " holds " +
+        throw Error(path + ": tensor shape " + shape_to_string(tensor.shape) + " holds " +
                     std::to_string(count) + " values but its data has " +
                     std::to_string(tensor.data.size()));
     if (tensor.shape.size() != 1 && !dims.empty()) dims.resize(dims.size() - 2);  // "(2, 3)"

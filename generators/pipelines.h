@@ -1,0 +1,58 @@
+// What a generator hands to its schedule: the Funcs of its pipeline, and the
+// sizes it was specialized for (0 = known only at run time). Schedules
+// (schedules/) depend on this header; the generators do not depend on
+// schedules/ beyond the schedule_*() entry points declared here.
+#pragma once
+
+#include "stages.h"
+
+namespace mhac::sched {
+
+struct ProjectionPipeline {
+    gen::Projection proj;
+    Halide::Func output;  // (j, m)
+    int static_in_features = 0;
+    int static_out_features = 0;
+};
+
+struct ScoresPipeline {
+    gen::Logits logits;
+    Halide::Func output;  // (s, t, n, b)
+    int static_key_dim = 0;
+};
+
+struct SoftmaxPipeline {
+    gen::MaskedSoftmax softmax;
+    Halide::Func output;  // (s, t, n, b)
+};
+
+struct CombinePipeline {
+    gen::Combine combine;
+    Halide::Func output;  // (g, n, t, b)
+    int static_value_dim = 0;
+};
+
+struct FusedPipeline {
+    gen::Projection q_proj, k_proj, v_proj, o_proj;
+    Halide::Func q, k, v;  // split into heads: (h, n, t|s, b)
+    gen::Logits logits;
+    Halide::Func allowed;
+    gen::MaskedSoftmax softmax;
+    gen::Combine combine;
+    Halide::Func context_flat;
+    Halide::Func output;  // (o, t, b)
+    gen::MaskKind mask_kind = gen::MaskKind::none;
+    int static_heads = 0;
+    int static_key_dim = 0;
+    int static_value_dim = 0;
+};
+
+// Implemented in schedules/schedules.cpp, which picks the family for
+// `target`: the generators call these and know nothing else of schedules.
+void schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
+void schedule_scores(ScoresPipeline &p, const Halide::Target &target);
+void schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
+void schedule_combine(CombinePipeline &p, const Halide::Target &target);
+void schedule_fused(FusedPipeline &p, const Halide::Target &target);
+
+}  // namespace mhac::sched

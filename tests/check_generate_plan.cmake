@@ -1,0 +1,45 @@
+# `mhac generate` and mhac_add_kernel_set() expand the same table into the
+# same kernels: plans the default table with `mhac generate --plan-only` and
+# compares every kernel's name, generator and full parameter list, and the
+# registry source, with what this build declared (its <set>_plan.cmake).
+# -DMHAC -DGEN_DIR (the build's <set>_registry dir) -DSET -DTARGETS (comma list) -DWORK_DIR
+file(REMOVE_RECURSE ${WORK_DIR})
+include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
+run(${MHAC} generate --config ${GEN_DIR}/${SET}_table.txt --targets ${TARGETS} --name ${SET}
+    --plan-only -o ${WORK_DIR})
+
+include(${GEN_DIR}/${SET}_plan.cmake)  # MHAC_PLAN_KERNELS, MHAC_PLAN_<k>_GENERATOR/_PARAMS
+file(READ ${WORK_DIR}/manifest.json manifest)
+string(JSON count LENGTH "${manifest}" kernels)
+list(LENGTH MHAC_PLAN_KERNELS build_count)
+if(NOT count EQUAL build_count)
+  message(FATAL_ERROR "mhac generate plans ${count} kernels, the build declared ${build_count}")
+endif()
+math(EXPR last "${count} - 1")
+foreach(i RANGE ${last})
+  string(JSON name GET "${manifest}" kernels ${i} name)
+  string(JSON generator GET "${manifest}" kernels ${i} generator)
+  list(GET MHAC_PLAN_KERNELS ${i} build_name)
+  if(NOT name STREQUAL build_name)
+    message(FATAL_ERROR "kernel ${i}: mhac generate plans ${name}, the build ${build_name}")
+  endif()
+  if(NOT generator STREQUAL MHAC_PLAN_${name}_GENERATOR)
+    message(FATAL_ERROR "${name}: generator ${generator} vs ${MHAC_PLAN_${name}_GENERATOR}")
+  endif()
+  set(params "")
+  string(JSON n LENGTH "${manifest}" kernels ${i} params)
+  math(EXPR n_last "${n} - 1")
+  foreach(j RANGE ${n_last})
+    string(JSON p GET "${manifest}" kernels ${i} params ${j})
+    list(APPEND params "${p}")
+  endforeach()
+  if(NOT params STREQUAL "${MHAC_PLAN_${name}_PARAMS}")
+    message(FATAL_ERROR "${name}: parameters '${params}' vs the build's '${MHAC_PLAN_${name}_PARAMS}'")
+  endif()
+endforeach()
+file(READ ${WORK_DIR}/${SET}_registry.cpp generated_registry)
+file(READ ${GEN_DIR}/${SET}_registry.cpp build_registry)
+if(NOT generated_registry STREQUAL build_registry)
+  message(FATAL_ERROR "the registry sources differ: ${WORK_DIR}/${SET}_registry.cpp vs ${GEN_DIR}")
+endif()
+message(STATUS "mhac generate and the build: ${count} identical kernels (names, generators, parameters) and registry")

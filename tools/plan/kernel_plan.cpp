@@ -1,0 +1,370 @@
+#include "kernel_plan.h"
+
+#include <algorithm>
+#include <sstream>
+
+#include "mhac/kernel_abi.h"
+
+namespace mhac::plan {
+
+namespace {
+
+std::vector<std::string> split(const std::string &s, char sep) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, sep);) {
+        if (!item.empty()) out.push_back(item);
+    }
+    return out;
+}
+
+int parse_size(const std::string &row, const std::string &field, const std::string &text) {
+    size_t used = 0;
+    int v = -1;
+    try {
+        v = std::stoi(text, &used);
+    } catch (const std::exception &) {
+        used = 0;
+    }
+    if (used != text.size() || v < 0) {
+        throw PlanError("row '" + row + "': " + field + " must be a non-negative integer, got '" +
+                        text + "'");
+    }
+    return v;
+}
+
+// The generator parameters a row sets itself; a stage knob may not repeat them.
+const char *const kStructuralParams[] = {
+    "num_heads",      "key_dim",         "value_dim", "query_features", "key_features",
+    "value_features", "output_features", "use_bias",  "mask_kind",      "path",
+    "in_features",    "out_features"};
+const char *const kKnobStages[] = {"fused", "projection", "scores", "combine"};
+
+}  // namespace
+
+ConfigRow::Param parse_row_param(const std::string &row, const std::string &token) {
+    const size_t colon = token.find(':'), eq = token.find('=');
+    if (colon == std::string::npos || eq == std::string::npos || eq < colon + 2 ||
+        eq + 1 == token.size()) {
+        throw PlanError("row '" + row + "': extra parameter '" + token +
+                        "' is not stage:key=value");
+    }
+    ConfigRow::Param p{token.substr(0, colon), token.substr(colon + 1)};
+    if (std::find(std::begin(kKnobStages), std::end(kKnobStages), p.stage) ==
+        std::end(kKnobStages)) {
+        throw PlanError("row '" + row + "': unknown stage '" + p.stage +
+                        "' in '" + token + "' (fused, projection, scores, combine)");
+    }
+    const std::string key = token.substr(colon + 1, eq - colon - 1);
+    if (std::find(std::begin(kStructuralParams), std::end(kStructuralParams), key) !=
+        std::end(kStructuralParams)) {
+        throw PlanError("row '" + row + "': '" + key + "' is set by the row's columns, not by '" +
+                        token + "'");
+    }
+    return p;
+}
+
+namespace {
+
+// Collects kernels once each, in order; the same name twice must mean the
+// same kernel.
+class KernelList {
+public:
+    explicit KernelList(int capability) : capability_(capability) {}
+
+    // Plans kernel `stage`/`stem` and returns its symbol.
+    std::string add(const std::string &stage, const std::string &stem,
+                    const std::string &generator, std::vector<std::string> params) {
+        std::string name = kernel_symbol(stage, stem, capability_);
+        for (const PlannedKernel &k : kernels_) {
+            if (k.name != name) continue;
+            if (k.params != params) {
+                throw PlanError("kernel " + name + " is planned twice with different parameters: " +
+                                join(k.params) + " and " + join(params));
+            }
+            return name;
+        }
+        kernels_.push_back({name, generator, std::move(params)});
+        return name;
+    }
+    std::vector<PlannedKernel> &kernels() { return kernels_; }
+
+    static std::string join(const std::vector<std::string> &v) {
+        std::string s;
+        for (const auto &x : v) s += (s.empty() ? "" : " ") + x;
+        return s;
+    }
+
+private:
+    int capability_;
+    std::vector<PlannedKernel> kernels_;
+};
+
+std::vector<std::string> with_knobs(std::vector<std::string> params, const ConfigRow &row,
+                                    const char *stage) {
+    for (const auto &p : row.params) {
+        if (p.stage == stage) params.push_back(p.key_value);
+    }
+    return params;
+}
+
+std::string entry(const std::string &name) {
+    return "{\"" + name + "\", " + name + "}, ";
+}
+
+// One row's kernels and its ConfigKernels initializer.
+std::string plan_row(const ConfigRow &c, KernelList &kernels) {
+    const int jq = c.num_heads * c.key_dim, jv = c.num_heads * c.value_dim;
+    const std::string bias = c.use_bias ? "true" : "false";
+    const bool generic = c.num_heads == 0;
+    auto num = [](const char *key, int v) { return std::string(key) + "=" + std::to_string(v); };
+
+    std::ostringstream proj, scores, fused;
+    // Registry order: ProjectionSlot (query, key, value, output, gate).
+    const int slots[kProjectionSlots][2] = {{c.query_features, jq},
+                                            {c.key_features, jq},
+                                            {c.value_features, jv},
+                                            {jv, c.output_features},
+                                            {c.query_features, jv}};
+    for (const auto &s : slots) {
+        std::string stem = s[0] == 0 ? std::string("generic")
+                                     : "e" + std::to_string(s[0]) + "_j" + std::to_string(s[1]);
+        if (!c.use_bias) stem += "_nobias";
+        proj << entry(kernels.add(
+            "projection", stem, "mhac_projection",
+            with_knobs({num("in_features", s[0]), num("out_features", s[1]), "use_bias=" + bias},
+                       c, "projection")));
+    }
+    const std::string heads_stem =
+        generic ? std::string("generic")
+                : "n" + std::to_string(c.num_heads) + "_h" + std::to_string(c.key_dim);
+    for (const char *path : kKerasPathTokens) {
+        scores << entry(kernels.add(
+            "scores", heads_stem + "_" + path, "mhac_scores",
+            with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                        std::string("path=") + path},
+                       c, "scores")));
+    }
+    const std::string combine = kernels.add(
+        "combine",
+        generic ? std::string("generic")
+                : "n" + std::to_string(c.num_heads) + "_hv" + std::to_string(c.value_dim),
+        "mhac_combine",
+        with_knobs({num("num_heads", c.num_heads), num("value_dim", c.value_dim)}, c, "combine"));
+    for (const char *mask : kMaskKindNames) {
+        if (std::find(c.masks.begin(), c.masks.end(), mask) == c.masks.end()) {
+            fused << "{nullptr, nullptr}, ";
+            continue;
+        }
+        fused << entry(kernels.add(
+            "fused", c.name + "_" + mask, "mhac_fused",
+            with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                        num("value_dim", c.value_dim), num("query_features", c.query_features),
+                        num("key_features", c.key_features),
+                        num("value_features", c.value_features),
+                        num("output_features", c.output_features), "use_bias=" + bias,
+                        std::string("mask_kind=") + mask},
+                       c, "fused")));
+    }
+    std::ostringstream row;
+    row << "    {\"" << c.name << "\", {" << c.num_heads << ", " << c.key_dim << ", "
+        << c.value_dim << ", " << c.query_features << ", " << c.key_features << ", "
+        << c.value_features << ", " << c.output_features << ", " << bias << "},\n"
+        << "     {" << fused.str() << "},\n"
+        << "     {" << proj.str() << "},\n"
+        << "     {" << scores.str() << "},\n"
+        << "     " << entry(combine) << "},\n";
+    return row.str();
+}
+
+const char *const kGeneratedBy = "// Generated by the kernel planner (tools/plan); do not edit.\n";
+
+}  // namespace
+
+ConfigRow parse_row(const std::string &text) {
+    std::istringstream in(text);
+    std::vector<std::string> f;
+    for (std::string t; in >> t;) f.push_back(t);
+    if (f.size() < 10) {
+        throw PlanError("row '" + text + "' needs at least 10 fields (name heads key_dim " +
+                        "value_dim Eq Ek Ev O bias masks), has " + std::to_string(f.size()));
+    }
+    ConfigRow r;
+    r.name = f[0];
+    int *sizes[] = {&r.num_heads,      &r.key_dim,        &r.value_dim,
+                    &r.query_features, &r.key_features,   &r.value_features,
+                    &r.output_features};
+    const char *fields[] = {"num_heads",    "key_dim",        "value_dim",      "query_features",
+                            "key_features", "value_features", "output_features"};
+    for (int i = 0; i < 7; i++) *sizes[i] = parse_size(text, fields[i], f[1 + i]);
+    if (f[8] != "0" && f[8] != "1") {
+        throw PlanError("row '" + text + "': use_bias must be 0 or 1, got '" + f[8] + "'");
+    }
+    r.use_bias = f[8] == "1";
+    r.masks = split(f[9], ',');
+    for (size_t i = 10; i < f.size(); i++) r.params.push_back(parse_row_param(text, f[i]));
+    return r;
+}
+
+ConfigRow generic_row() {
+    ConfigRow r;
+    r.name = "generic";
+    r.masks.assign(std::begin(kMaskKindNames), std::end(kMaskKindNames));
+    return r;
+}
+
+namespace {
+
+void check_row(const ConfigRow &c, bool generic) {
+    const int sizes[] = {c.num_heads,    c.key_dim,        c.value_dim,      c.query_features,
+                         c.key_features, c.value_features, c.output_features};
+    for (int v : sizes) {
+        if (generic ? v != 0 : v <= 0) {
+            throw PlanError("configuration '" + c.name + "': sizes must be positive");
+        }
+    }
+    if (c.name.empty() || identifier(c.name) != c.name) {
+        throw PlanError("configuration name '" + c.name + "' must be letters, digits and _");
+    }
+    for (const auto &m : c.masks) {
+        MaskKind kind;
+        if (!parse_mask_kind(m, &kind)) {
+            throw PlanError("configuration '" + c.name + "': unknown mask kind '" + m + "'");
+        }
+    }
+}
+
+// The device of a set, from its baseline (last) target: Halide's
+// multi-target dispatch checks CPU features only, so a CUDA set holds CUDA
+// targets alone and the runtime picks the device.
+void plan_device(KernelPlan &plan) {
+    const std::string &baseline = plan.targets.back();
+    const std::vector<std::string> parts = split(baseline, '-');
+    if (parts.size() < 3) {
+        throw PlanError("target '" + baseline + "' is not arch-bits-os[-features]");
+    }
+    plan.runtime_target = parts[0] + "-" + parts[1] + "-" + parts[2];
+    plan.device = "cpu";
+    for (const auto &feature : parts) {
+        if (feature == "cuda") plan.device = "cuda";
+        const std::string cap = "cuda_capability_";
+        if (feature.rfind(cap, 0) == 0) {
+            plan.compute_capability = parse_size(baseline, "cuda capability", feature.substr(cap.size()));
+        }
+    }
+    if (plan.device == "cuda") {
+        // Halide's default CUDA capability is 2.0.
+        if (plan.compute_capability == 0) plan.compute_capability = 20;
+        plan.runtime_target += "-cuda";
+    }
+}
+
+}  // namespace
+
+KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::string> &targets,
+                           const std::vector<ConfigRow> &rows) {
+    if (targets.empty()) throw PlanError("kernel set '" + set_name + "': no targets given");
+    if (set_name.empty() || identifier(set_name) != set_name) {
+        throw PlanError("kernel set name '" + set_name + "' must be letters, digits and _");
+    }
+    KernelPlan plan;
+    plan.set_name = set_name;
+    plan.targets = targets;
+    plan_device(plan);
+    KernelList kernels(plan.compute_capability);
+
+    std::ostringstream softmax;
+    for (const char *path : kKerasPathTokens) {
+        softmax << "    {";
+        for (const char *mask : kMaskKindNames) {
+            softmax << entry(kernels.add("softmax", std::string(mask) + "_" + path,
+                                         "mhac_masked_softmax",
+                                         {std::string("mask_kind=") + mask,
+                                          std::string("path=") + path}));
+        }
+        softmax << "},\n";
+    }
+    std::vector<ConfigRow> all{generic_row()};
+    all.insert(all.end(), rows.begin(), rows.end());
+    std::ostringstream config_rows;
+    for (size_t i = 0; i < all.size(); i++) {
+        check_row(all[i], i == 0);
+        for (size_t j = 0; j < i; j++) {
+            if (all[j].name == all[i].name) {
+                throw PlanError("kernel set '" + set_name + "': configuration '" + all[i].name +
+                                "' is listed twice");
+            }
+        }
+        config_rows << plan_row(all[i], kernels);
+    }
+    plan.kernels = std::move(kernels.kernels());
+
+    std::string targets_str;
+    for (const auto &t : targets) targets_str += (targets_str.empty() ? "" : " ") + t;
+    std::ostringstream reg;
+    reg << kGeneratedBy << "#include \"mhac/kernel_set_" << set_name << ".h\"\n\n";
+    for (const auto &k : plan.kernels) reg << "#include \"" << k.name << ".h\"\n";
+    reg << "\nnamespace mhac::kernel_sets {\nnamespace {\nusing namespace mhac;\n\n"
+        << "// name, sizes (0 = any), fused[none, causal, dense], projections[q, k, v, o, gate],\n"
+        << "// scores[fused, explicit], combine\n"
+        << "const ConfigKernels kConfigs[] = {\n"
+        << config_rows.str() << "};\n\n"
+        << "// [keras path][mask kind]\n"
+        << "const SoftmaxKernels kSoftmax = {{\n"
+        << softmax.str() << "}};\n\n"
+        << "const KernelSet kSet{\"" << set_name << "\", \"" << targets_str << "\", \""
+        << plan.device << "\", " << plan.compute_capability
+        << ", kConfigs, sizeof(kConfigs) / sizeof(kConfigs[0]), kSoftmax};\n"
+        << "}  // namespace\n\nconst KernelSet &" << set_name << "() { return kSet; }\n"
+        << "}  // namespace mhac::kernel_sets\n";
+    plan.registry_source = reg.str();
+    plan.header = std::string(kGeneratedBy) +
+                  "#pragma once\n\n#include \"mhac/kernel_set.h\"\n\nnamespace mhac::kernel_sets "
+                  "{\n// Kernels for targets: " +
+                  targets_str + "\nconst KernelSet &" + set_name +
+                  "();\n}  // namespace mhac::kernel_sets\n";
+    return plan;
+}
+
+std::string cmake_listing(const KernelPlan &plan) {
+    std::ostringstream s;
+    s << "# Generated by the kernel planner (tools/plan) for kernel set " << plan.set_name
+      << "; do not edit.\n"
+      << "set(MHAC_PLAN_DEVICE " << plan.device << ")\n"
+      << "set(MHAC_PLAN_COMPUTE_CAPABILITY " << plan.compute_capability << ")\n"
+      << "set(MHAC_PLAN_RUNTIME_TARGET " << plan.runtime_target << ")\n"
+      << "set(MHAC_PLAN_KERNELS";
+    for (const auto &k : plan.kernels) s << "\n    " << k.name;
+    s << ")\n";
+    for (const auto &k : plan.kernels) {
+        s << "set(MHAC_PLAN_" << k.name << "_GENERATOR " << k.generator << ")\n"
+          << "set(MHAC_PLAN_" << k.name << "_PARAMS";
+        for (const auto &p : k.params) s << " \"" << p << "\"";
+        s << ")\n";
+    }
+    return s.str();
+}
+
+SetList kernel_set_list(const std::string &header_name, const std::string &function,
+                        const std::vector<std::string> &sets) {
+    if (sets.empty()) throw PlanError("a kernel set list needs at least one set");
+    SetList out;
+    out.header = std::string(kGeneratedBy) +
+                 "#pragma once\n\n#include <vector>\n\n#include \"mhac/kernel_set.h\"\n\n"
+                 "namespace mhac::kernel_sets {\n// Every kernel set linked with this list, "
+                 "in this order:";
+    for (const auto &s : sets) out.header += " " + s;
+    out.header += ".\nconst std::vector<const KernelSet *> &" + function +
+                  "();\n}  // namespace mhac::kernel_sets\n";
+    std::ostringstream src;
+    src << kGeneratedBy << "#include \"" << header_name << "\"\n\n";
+    for (const auto &s : sets) src << "#include \"mhac/kernel_set_" << s << ".h\"\n";
+    src << "\nnamespace mhac::kernel_sets {\n\nconst std::vector<const KernelSet *> &" << function
+        << "() {\n    static const std::vector<const KernelSet *> sets{";
+    for (size_t i = 0; i < sets.size(); i++) src << (i ? ", " : "") << "&" << sets[i] << "()";
+    src << "};\n    return sets;\n}\n\n}  // namespace mhac::kernel_sets\n";
+    out.source = src.str();
+    return out;
+}
+
+}  // namespace mhac::plan
