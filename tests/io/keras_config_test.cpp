@@ -169,5 +169,20 @@ TEST(KerasConfig, MissingRequiredField) {
     EXPECT_NE(e.find("num_heads"), std::string::npos) << e;
 }
 
+// Nesting is bounded before any value is built (walking, copying and
+// printing a JSON value recurse): 100000 levels are refused, not a stack
+// overflow; a few hundred are fine.
+TEST(KerasConfig, DeepNestingIsRefusedNotRecursedInto) {
+    auto nested = [](int depth) {
+        return config("\"attention_axes\": " + std::string(depth, '[') + std::string(depth, ']'));
+    };
+    EXPECT_NE(error_of(nested(100000)).find("nested deeper than 512 levels"), std::string::npos)
+        << error_of(nested(100000));
+    const std::string e = error_of(nested(500));
+    EXPECT_EQ(e.find("nested deeper"), std::string::npos) << e;
+    EXPECT_NE(e.find("attention_axes"), std::string::npos) << e;
+    EXPECT_LT(e.size(), 400u) << "a value is quoted in full: " << e;
+}
+
 }  // namespace
 }  // namespace mhac::io

@@ -158,5 +158,98 @@ TEST(Npy, WriteToMissingFolderIsAnError) {
     EXPECT_THROW(write_npy("/nonexistent-mhac-dir/x.npy", t), Error);
 }
 
+// Hostile .npy headers: numpy refuses each of these, and so must we.
+TEST(Npy, HeaderParsedAsStrictlyAsNumpy) {
+    auto npy = [](const std::string &dict, size_t floats) {
+        std::string header = dict;
+        header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+        header += '\n';
+        std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+        bytes += static_cast<char>(header.size() & 0xff);
+        bytes += static_cast<char>(header.size() >> 8);
+        return bytes + header + std::string(floats * 4, '\0');
+    };
+    const std::string path = temp_path("header.npy");
+    auto error_for = [&](const std::string &dict, size_t floats) {
+        std::ofstream(path, std::ios::binary) << npy(dict, floats);
+        return float_error(path);
+    };
+    const std::string ok = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+    EXPECT_EQ(error_for(ok, 6), "");
+    EXPECT_EQ(error_for("{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (6,)}", 6), "");
+    EXPECT_EQ(error_for("{'descr': '<f4', 'fortran_order': False, 'shape': ()}", 1), "");
+    const std::vector<std::pair<std::string, std::string>> bad = {
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, 3), }", "negative dimension"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2x, 3), }", "tuple of ints"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2.0, 3), }", "tuple of ints"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (6), }", "an int"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': [2, 3], }", "must be a tuple"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}", "unexpected key"},
+        {"{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }", "True or False"},
+        {"{'descr': '<f4', 'shape': (2, 3), }", "no 'fortran_order'"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } junk", "after the dict"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)", "expected ','"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999, 3), }",
+         "does not fit a 64-bit integer"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }",
+         "too large"},
+        {"{'descr': '<f99999999999999999999', 'fortran_order': False, 'shape': (2, 3), }",
+         "unsupported .npy dtype"},
+    };
+    for (const auto &[dict, expected] : bad) {
+        const std::string e = error_for(dict, 6);
+        EXPECT_NE(e.find(expected), std::string::npos) << dict << "\n" << e;
+        EXPECT_NE(e.find(path), std::string::npos) << e;
+        EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    }
+    std::remove(path.c_str());
+}
+
+TEST(Npy, NonRegularFilesAreRefusedByName) {
+    const std::string dir = temp_path("dir.npy");
+    std::filesystem::create_directories(dir);
+    EXPECT_NE(float_error(dir).find(dir + ": is a directory"), std::string::npos)
+        << float_error(dir);
+    std::filesystem::remove(dir);
+    EXPECT_NE(float_error("/dev/zero").find("/dev/zero: is a character device"), std::string::npos);
+}
+
+// The output target is checked when the NpyOutput is made (nothing written).
+TEST(Npy, OutputRefusesNonRegularTargets) {
+    auto error_for = [](const std::string &path) -> std::string {
+        try {
+            NpyOutput out(path);
+        } catch (const Error &e) {
+            return e.what();
+        }
+        return "";
+    };
+    EXPECT_NE(error_for("/dev/null").find("/dev/null: is a character device"), std::string::npos);
+    const std::string target = temp_path("target.npy"), link = temp_path("link.npy");
+    std::ofstream(target) << "keep";
+    std::filesystem::create_symlink(target, link);
+    EXPECT_NE(error_for(link).find("symbolic link"), std::string::npos) << error_for(link);
+    std::remove(link.c_str());
+    std::remove(target.c_str());
+}
+
+TEST(Npy, UncommittedOutputLeavesNothing) {
+    Tensor t;
+    t.shape = {2};
+    t.data = {1.0f, 2.0f};
+    const std::string path = temp_path("uncommitted.npy");
+    {
+        NpyOutput out(path);
+        out.write(t);
+    }
+    EXPECT_FALSE(std::filesystem::exists(path));
+    for (const auto &e :
+         std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+        EXPECT_EQ(e.path().filename().string().find(".mhac_io_" + std::to_string(::getpid()) +
+                                                    "_uncommitted.npy."),
+                  std::string::npos)
+            << "temporary file left: " << e.path();
+}
+
 }  // namespace
 }  // namespace mhac::io

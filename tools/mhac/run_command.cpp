@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -72,11 +73,37 @@ Args parse(int argc, char **argv) {
 }
 
 uint64_t parse_seed(const std::string &s) {
-    char *end = nullptr;
-    unsigned long long v = std::strtoull(s.c_str(), &end, 10);
-    if (s.empty() || *end != '\0' || s[0] == '-')
-        throw Error("--seed must be a non-negative integer, got '" + s + "'");
+    // Digits only (strtoull would also take spaces, '+' and '-', and clamps
+    // an out-of-range value to the maximum).
+    const std::string expected = "--seed must be an integer from 0 to " +
+                                 std::to_string(std::numeric_limits<uint64_t>::max()) + ", got '" +
+                                 (s.size() > 40 ? s.substr(0, 40) + "..." : s) + "'";
+    if (s.empty() || s.size() > 20) throw Error(expected);
+    uint64_t v = 0;
+    for (char c : s) {
+        if (c < '0' || c > '9') throw Error(expected);
+        if (__builtin_mul_overflow(v, uint64_t{10}, &v) ||
+            __builtin_add_overflow(v, uint64_t(c - '0'), &v))
+            throw Error(expected);
+    }
     return v;
+}
+
+// One line: control characters (a newline in a layer name read from a file)
+// escaped, so the error is always exactly one line on stderr.
+std::string one_line(const std::string &message) {
+    std::string out;
+    for (char c : message) {
+        const unsigned char u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", u);
+            out += buf;
+        } else {
+            out += c;
+        }
+    }
+    return out;
 }
 
 }  // namespace
@@ -88,6 +115,12 @@ int run_command(int argc, char **argv) {
     }
     try {
         Args a = parse(argc, argv);
+        // Output paths first: a symlink, device or missing directory is
+        // refused before any work. Nothing appears at either path until both
+        // outputs are complete.
+        io::NpyOutput out(a.get("--out"));
+        std::optional<io::NpyOutput> scores_out;
+        if (a.has("--scores-out")) scores_out.emplace(a.get("--scores-out"));
         io::LoadedLayer loaded =
             a.has("--model") ? io::load_keras_archive(a.get("--model"), a.get("--layer"))
                              : io::load_weights_with_config(a.get("--weights"), a.get("--config"));
@@ -126,16 +159,13 @@ int run_command(int argc, char **argv) {
         opts.return_attention_scores = a.has("--scores-out");
 
         CallResult r = layer.call(query.view(), value.view(), opts);
-        if (opts.return_attention_scores) io::write_npy(a.get("--scores-out"), r.scores);
-        try {
-            io::write_npy(a.get("--out"), r.output);
-        } catch (...) {
-            if (opts.return_attention_scores) std::remove(a.get("--scores-out").c_str());
-            throw;
-        }
+        out.write(r.output);
+        if (scores_out) scores_out->write(r.scores);
+        if (scores_out) scores_out->commit();
+        out.commit();
         return 0;
     } catch (const std::exception &e) {
-        std::fprintf(stderr, "mhac run: error: %s\n", e.what());
+        std::fprintf(stderr, "mhac run: error: %s\n", one_line(e.what()).c_str());
         return 1;
     }
 }

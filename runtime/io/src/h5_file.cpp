@@ -5,8 +5,11 @@
 #include <H5LTpublic.h>
 
 #include <cstring>
-#include <filesystem>
+#include <limits>
 #include <utility>
+
+#include "checked_math.h"
+#include "input_file.h"
 
 namespace mhac::io::detail {
 namespace {
@@ -41,13 +44,17 @@ herr_t collect(hid_t, const char *name, const H5O_info_t *info, void *op_data) {
     return 0;
 }
 
-// Reads every element of a string attribute (fixed or variable length).
-std::optional<std::vector<std::string>> read_strings(hid_t attr) {
+// Reads every element of a string attribute (fixed or variable length); an
+// attribute claiming more bytes than the file has (`limit`) reads as absent.
+std::optional<std::vector<std::string>> read_strings(hid_t attr, uint64_t limit) {
     Handle type(H5Aget_type(attr), H5Tclose);
     if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING) return std::nullopt;
     Handle space(H5Aget_space(attr), H5Sclose);
     const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-    if (n < 0) return std::nullopt;
+    if (n < 0 || static_cast<uint64_t>(n) > limit) return std::nullopt;
+    const auto bytes =
+        mhac::detail::checked_mul(static_cast<uint64_t>(n), uint64_t{H5Tget_size(type.get())});
+    if (!bytes || *bytes > limit) return std::nullopt;
     std::vector<std::string> out;
     if (n == 0) return out;
     Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
@@ -84,12 +91,24 @@ H5Quiet::~H5Quiet() {
 }
 
 H5File::H5File(hid_t id, std::string label) : id_(id), label_(std::move(label)) {
-    index();
+    hsize_t size = 0;
+    if (H5Fget_filesize(id_, &size) < 0) {
+        H5Fclose(id_);
+        throw Error(label_ + ": cannot read the HDF5 file's size (file damaged?)");
+    }
+    size_ = size;
+    try {
+        index();
+    } catch (...) {
+        H5Fclose(id_);
+        throw;
+    }
 }
 
 H5File::H5File(H5File &&other) noexcept
     : id_(std::exchange(other.id_, -1)),
       label_(std::move(other.label_)),
+      size_(other.size_),
       groups_(std::move(other.groups_)),
       datasets_(std::move(other.datasets_)) {}
 
@@ -99,9 +118,9 @@ H5File::~H5File() {
 
 H5File H5File::open(const std::string &path) {
     H5Quiet quiet;
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec))
-        throw Error(path + ": no such file (expected an HDF5 weights file)");
+    const PathInfo info = examine(path);
+    if (!info.exists) throw Error(path + ": " + info.kind + " (expected an HDF5 weights file)");
+    if (!info.regular) throw Error(path + ": is " + info.kind + ", not an HDF5 weights file");
     if (H5Fis_hdf5(path.c_str()) <= 0)
         throw Error(path +
                     ": not an HDF5 file (expected Keras weights saved as .weights.h5 or .h5)");
@@ -134,7 +153,7 @@ std::optional<std::string> H5File::string_attr(const std::string &path,
     Handle attr(H5Aopen_by_name(id_, h5_path(path).c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose);
     if (!attr.ok()) return std::nullopt;
-    auto strings = read_strings(attr.get());
+    auto strings = read_strings(attr.get(), size_);
     if (!strings || strings->size() != 1) return std::nullopt;
     return strings->front();
 }
@@ -149,7 +168,7 @@ std::optional<std::vector<std::string>> H5File::string_list_attr(const std::stri
                                     H5P_DEFAULT),
                     H5Aclose);
         if (!attr.ok()) return std::nullopt;
-        if (auto strings = read_strings(attr.get())) return strings;
+        if (auto strings = read_strings(attr.get(), size_)) return strings;
         // tf-keras writes np.asarray([]) (float64, no elements) for no names.
         Handle space(H5Aget_space(attr.get()), H5Sclose);
         if (H5Sget_simple_extent_npoints(space.get()) == 0) return std::vector<std::string>{};
@@ -174,16 +193,69 @@ Shape H5File::dataset_shape(const std::string &path) const {
     const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
     if (rank < 0) throw Error(label_ + ": cannot read dataset " + h5_path(path));
     std::vector<hsize_t> dims(static_cast<size_t>(rank));
-    H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
-    return Shape(dims.begin(), dims.end());
+    if (rank > 0 && H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) < 0)
+        throw Error(label_ + ": cannot read the dims of dataset " + h5_path(path));
+    Shape shape;
+    for (hsize_t d : dims) {
+        if (d > static_cast<hsize_t>(std::numeric_limits<int64_t>::max()))
+            throw Error(label_ + ": dataset " + h5_path(path) + " has a dimension of " +
+                        std::to_string(d) + ", beyond any weight's size");
+        shape.push_back(static_cast<int64_t>(d));
+    }
+    return shape;
+}
+
+uint64_t H5File::check_stored(const std::string &path) const {
+    H5Quiet quiet;
+    // At most what deflate (the usual HDF5 filter) can expand data by
+    // (about 1032:1), with room for per-chunk checksums.
+    constexpr uint64_t kMaxFilterExpansion = 1100;
+    const Shape shape = dataset_shape(path);
+    const std::string where = label_ + ": dataset " + h5_path(path);
+    Handle ds(H5Dopen2(id_, h5_path(path).c_str(), H5P_DEFAULT), H5Dclose);
+    Handle type(ds.ok() ? H5Dget_type(ds.get()) : -1, H5Tclose);
+    Handle dcpl(ds.ok() ? H5Dget_create_plist(ds.get()) : -1, H5Pclose);
+    if (!type.ok() || !dcpl.ok()) throw Error(where + ": cannot read its type and layout");
+    const auto count = mhac::detail::element_count(shape);
+    const size_t width = H5Tget_size(type.get());
+    const auto bytes = count ? mhac::detail::byte_size(*count, width) : std::nullopt;
+    const auto floats = count ? mhac::detail::byte_size(*count, sizeof(float)) : std::nullopt;
+    if (!bytes || !floats || width == 0)
+        throw Error(where + " has shape " + shape_to_string(shape) +
+                    ": its size overflows (no file holds that many values)");
+    const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+    if (layout != H5D_COMPACT && layout != H5D_CONTIGUOUS && layout != H5D_CHUNKED)
+        throw Error(where +
+                    " is a virtual dataset (data in other files); mhac reads weights "
+                    "stored in the file itself");
+    if (H5Pget_external_count(dcpl.get()) != 0)
+        throw Error(where +
+                    " keeps its data in external files; mhac reads weights stored in "
+                    "the file itself");
+    if (*bytes == 0) return 0;
+    const bool filtered = layout == H5D_CHUNKED && H5Pget_nfilters(dcpl.get()) > 0;
+    const uint64_t stored = H5Dget_storage_size(ds.get());
+    H5D_space_status_t status = H5D_SPACE_STATUS_ERROR;
+    H5Dget_space_status(ds.get(), &status);
+    const std::string needs =
+        " has shape " + shape_to_string(shape) + " (" + std::to_string(*bytes) + " bytes of data)";
+    if (status != H5D_SPACE_STATUS_ALLOCATED || (!filtered && stored < *bytes))
+        throw Error(where + needs + " but stores only " + std::to_string(stored) +
+                    " bytes: elements left unwritten (sparse) are not weights");
+    if (stored > size_ || (!filtered && *bytes > size_) ||
+        (filtered && *bytes / kMaxFilterExpansion > stored))
+        throw Error(where + needs + " but the file (" + std::to_string(size_) +
+                    " bytes) cannot hold it");
+    return filtered ? 0 : *bytes;
 }
 
 Tensor H5File::read_floats(const std::string &path) const {
     H5Quiet quiet;
     Tensor t;
+    check_stored(path);
     t.shape = dataset_shape(path);
-    size_t n = 1;
-    for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+    const size_t n =
+        static_cast<size_t>(*mhac::detail::element_count(t.shape));  // checked just above
     Handle ds(H5Dopen2(id_, h5_path(path).c_str(), H5P_DEFAULT), H5Dclose);
     Handle type(H5Dget_type(ds.get()), H5Tclose);
     const H5T_class_t cls = H5Tget_class(type.get());

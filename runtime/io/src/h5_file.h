@@ -54,9 +54,23 @@ public:
     std::optional<std::vector<std::string>> string_list_attr(const std::string &path,
                                                              const std::string &name) const;
 
+    // The dataset's dims, read without touching its data; a dim beyond
+    // int64 is an Error.
     Shape dataset_shape(const std::string &path) const;
-    // float16/32/64 and Keras's bfloat16 (opaque, attr dtype="bfloat16") as float32.
+    // Checks, before anything is allocated, that the file really holds the
+    // dataset's elements: its element count and byte size fit memory sizes,
+    // its storage is inside this file (no external files, no virtual
+    // dataset), every element is stored (no sparse chunks left to the fill
+    // value), and its bytes fit in the file (compressed data: at most what
+    // deflate can expand to). Returns the bytes it occupies uncompressed
+    // (0 when compressed), for totals across datasets.
+    uint64_t check_stored(const std::string &path) const;
+    // float16/32/64 and Keras's bfloat16 (opaque, attr dtype="bfloat16") as
+    // float32; check_stored() first.
     Tensor read_floats(const std::string &path) const;
+
+    // The file's size in bytes (the image's for an in-memory file).
+    uint64_t size() const { return size_; }
 
 private:
     H5File(hid_t id, std::string label);
@@ -64,6 +78,7 @@ private:
 
     hid_t id_ = -1;
     std::string label_;
+    uint64_t size_ = 0;
     std::set<std::string> groups_, datasets_;
 };
 

@@ -15,9 +15,50 @@ namespace {
 
 constexpr const char *kClassName = "MultiHeadAttention";
 
+// Arrays and objects nested deeper than this are refused by parse_json.
+// Keras itself cannot load much deeper (Python's json recursion limit is
+// about 1000); walking, copying and printing a value this deep takes a few
+// hundred KB of stack.
+constexpr int kMaxJsonDepth = 512;
+
+// A SAX pass that only tracks nesting, stopping at the first level too deep.
+struct DepthCheck : nlohmann::json_sax<json> {
+    int depth = 0;
+    bool too_deep = false;
+
+    bool open() {
+        too_deep = ++depth > kMaxJsonDepth;
+        return !too_deep;
+    }
+    bool start_object(std::size_t) override { return open(); }
+    bool start_array(std::size_t) override { return open(); }
+    bool end_object() override { return --depth, true; }
+    bool end_array() override { return --depth, true; }
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t) override { return true; }
+    bool number_unsigned(number_unsigned_t) override { return true; }
+    bool number_float(number_float_t, const string_t &) override { return true; }
+    bool string(string_t &) override { return true; }
+    bool binary(binary_t &) override { return true; }
+    bool key(string_t &) override { return true; }
+    // A syntax error: the real parse below reports it.
+    bool parse_error(std::size_t, const std::string &,
+                     const nlohmann::detail::exception &) override {
+        return false;
+    }
+};
+
+// A JSON value quoted in a message: one line, at most ~100 characters.
+std::string quoted(const json &value) {
+    std::string s = value.dump(-1, ' ', /*ensure_ascii=*/true, json::error_handler_t::replace);
+    if (s.size() > 100) s = s.substr(0, 100) + "...";
+    return s;
+}
+
 [[noreturn]] void fail_field(const std::string &where, const std::string &field, const json &value,
                              const std::string &expected) {
-    throw Error(where + ": invalid " + field + "=" + value.dump() + ": " + expected);
+    throw Error(where + ": invalid " + field + "=" + quoted(value) + ": " + expected);
 }
 
 // Python truthiness of a JSON value (None, False, 0, "", [], {} are falsy).
@@ -172,6 +213,13 @@ void walk(const json &node, const std::string &h5_prefix, bool known,
 }  // namespace
 
 json parse_json(const std::string &text, const std::string &where) {
+    // Every json value the readers hold comes from here, and the code that
+    // walks, copies or prints one recurses: bounding the nesting once, before
+    // any value is built, bounds every such recursion.
+    DepthCheck depth;
+    if (!json::sax_parse(text, &depth) && depth.too_deep)
+        throw Error(where + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) +
+                    " levels (a Keras config is a few dozen deep)");
     try {
         return json::parse(text);
     } catch (const json::parse_error &e) {
@@ -190,7 +238,7 @@ std::string to_snake_case(const std::string &class_name) {
 LayerConfig config_from_json(const json &config, const std::string &where) {
     if (!config.is_object())
         throw Error(where + ": a MultiHeadAttention config must be a JSON object, got " +
-                    config.dump());
+                    quoted(config));
     LayerConfig c;
     c.num_heads = positive_int(config, "num_heads", where);
     c.key_dim = positive_int(config, "key_dim", where);
@@ -279,7 +327,7 @@ LayerConfig parse_layer_config(const std::string &json_text) {
         const std::string cls = detail::class_of(doc);
         if (cls != detail::kClassName)
             throw Error(where + ": expected class_name \"MultiHeadAttention\", got " +
-                        doc.at("class_name").dump());
+                        detail::quoted(doc.at("class_name")));
         if (!doc.contains("config")) throw Error(where + ": the wrapper has no \"config\" dict");
         return detail::config_from_json(doc.at("config"), where);
     }

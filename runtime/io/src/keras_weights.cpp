@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "checked_math.h"
+#include "input_file.h"
 #include "keras_layout.h"
 
 namespace mhac::io {
@@ -147,6 +149,9 @@ LoadedLayer load_from_h5(const H5File &file, const std::vector<ConfigEntry> &ent
                         shape_to_string(actual) + " but " + about + " expects " +
                         shape_to_string(expected));
     };
+    // Every shape is checked against the config, and every dataset against
+    // what the file holds, before any weight is read (in get_weights() order).
+    std::vector<std::string> to_read;
     for (size_t i = 0; i < kSlots; i++) {
         const std::string role = kSlotNames[i];
         if (i == kGate && !c.use_gate) {
@@ -159,7 +164,7 @@ LoadedLayer load_from_h5(const H5File &file, const std::vector<ConfigEntry> &ent
             throw Error(file.label() + ": no gate weights under /" + cand.group +
                         " (expected _gate_dense/vars/0), required by " + about);
         check(cand.kernels[i], kernel_shapes[i], expected_kernels[i], role + " kernel");
-        out.weights.push_back(file.read_floats(cand.kernels[i]));
+        to_read.push_back(cand.kernels[i]);
         if (!c.use_bias) {
             if (!cand.biases[i].empty())
                 throw Error(file.label() + ": dataset /" + cand.biases[i] + " (" + role +
@@ -171,8 +176,17 @@ LoadedLayer load_from_h5(const H5File &file, const std::vector<ConfigEntry> &ent
                         role + " bias), required by " + about);
         check(cand.biases[i], file.dataset_shape(cand.biases[i]), expected_biases[i],
               role + " bias");
-        out.weights.push_back(file.read_floats(cand.biases[i]));
+        to_read.push_back(cand.biases[i]);
     }
+    uint64_t total = 0;
+    for (const std::string &path : to_read) {
+        const auto sum = mhac::detail::checked_add(total, file.check_stored(path));
+        if (!sum || *sum > file.size())
+            throw Error(file.label() + ": the weights of " + about + " need more bytes than the " +
+                        std::to_string(file.size()) + "-byte file has");
+        total = *sum;
+    }
+    for (const std::string &path : to_read) out.weights.push_back(file.read_floats(path));
     return out;
 }
 
@@ -182,15 +196,12 @@ LoadedLayer load_weights_with_config(const std::string &weights_path,
                                      const std::string &config_json_path,
                                      const std::string &layer_name) {
     detail::H5Quiet quiet;
-    std::string text;
-    {
-        std::FILE *f = std::fopen(config_json_path.c_str(), "rb");
-        if (!f) throw Error(config_json_path + ": cannot open the config JSON file");
-        char buf[65536];
-        size_t got;
-        while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-        std::fclose(f);
-    }
+    const detail::PathInfo info = detail::examine(config_json_path);
+    if (!info.exists)
+        throw Error(config_json_path + ": cannot open the config JSON file (" + info.kind + ")");
+    const std::vector<char> bytes =
+        detail::read_whole_file(config_json_path, "a config JSON file", detail::kMaxJsonBytes);
+    const std::string text(bytes.begin(), bytes.end());
     const auto entries = detail::find_mha_configs(detail::parse_json(text, config_json_path));
     // Fail on the config before touching the weights file.
     detail::select_entry(entries, layer_name, config_json_path);

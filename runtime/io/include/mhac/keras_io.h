@@ -52,10 +52,36 @@ struct Mask {
     std::vector<uint8_t> data;
     MaskView view() const { return {data.data(), shape}; }
 };
+// Only regular files are read: a directory, device or FIFO is an Error
+// naming it. The header is parsed as strictly as numpy.load parses it.
 Tensor read_npy_floats(const std::string &path);
 Mask read_npy_mask(const std::string &path);
-// Writes float32, C order. Writes to a temporary name and renames, so a
-// failed run leaves no partial file.
+
+// An output .npy file (float32, C order) that appears only when complete.
+// The target must be absent or a regular file: a symbolic link, device,
+// FIFO or directory is refused (an Error), never replaced. write() puts the
+// data in a new temporary file next to the target (an O_EXCL name of its
+// own, so no existing file is touched); commit() renames it over the
+// target. Destroyed uncommitted, it removes the temporary file and leaves
+// the target as it was. Checking the target at construction lets a caller
+// refuse a bad output path before doing any work.
+class NpyOutput {
+public:
+    explicit NpyOutput(std::string path);
+    ~NpyOutput();
+    NpyOutput(const NpyOutput &) = delete;
+    NpyOutput &operator=(const NpyOutput &) = delete;
+
+    const std::string &path() const { return path_; }
+    void write(const Tensor &tensor);
+    void commit();
+
+private:
+    std::string path_, temp_;
+};
+
+// NpyOutput(path).write(tensor), then commit(): a failed write leaves no
+// partial file and the previous file (if any) in place.
 void write_npy(const std::string &path, const Tensor &tensor);
 
 }  // namespace mhac::io
