@@ -1,6 +1,7 @@
 // The mhac command-line tool.
 //   mhac demo [--batch B] [--queries T] [--keys S] [--seed N]
 //   mhac run ...           one Keras layer call from files (mhac run --help)
+//   mhac bench ...         time one layer call, seeded or from .npy files (mhac bench --help)
 //   mhac generate ...      kernels + registry for builds without CMake (mhac generate --help)
 //   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration)
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "mhac/mha.h"
 #include "random_layer.h"
 #if MHAC_WITH_KERAS_IO
+#include "bench_command.h"
 #include "generate_command.h"
 #include "run_command.h"
 #endif
@@ -169,6 +171,7 @@ int main(int argc, char **argv) {
         std::printf(
             "usage: mhac demo [--batch B] [--queries T] [--keys S] [--seed N]\n"
             "       mhac run ... (see mhac run --help)\n"
+            "       mhac bench ... (see mhac bench --help)\n"
             "       mhac generate --config cfg.json --targets T1,T2 -o DIR\n"
             "       mhac inspect [DIR]\n");
         return argc < 2 ? 2 : 0;
@@ -179,6 +182,7 @@ int main(int argc, char **argv) {
 #if MHAC_WITH_KERAS_IO
         if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
         if (cmd == "generate") return mhac::cli::generate_command(argc - 2, argv + 2);
+        if (cmd == "bench") return mhac::cli::bench_command(argc - 2, argv + 2);
 #endif
         if (cmd == "inspect" || cmd == "variants") return inspect(argc - 2, argv + 2);
     } catch (const std::exception &e) {
