@@ -181,6 +181,8 @@ void register_set(const KernelSet &kernels) {
         for (size_t c = 0; c < kernels.num_configs; c++) {
             const ConfigKernels &config = kernels.configs[c];
             for (const BenchShape &shape : kShapes) {
+                const int64_t scores = shape.batch * shape.num_heads * shape.queries * shape.keys;
+                if (path == Path::staged && scores > kMaxStagedScores) continue;
                 if (!can_run(kernels, config, shape, path)) continue;
                 const std::string name = "mha/" +
                                          variant_name(config.name, path, MaskKind::none, keras,

@@ -8,6 +8,13 @@
 #include "isa.h"
 
 namespace mhac::detail {
+
+void throw_too_large(int64_t extent, int64_t stride) {
+    throw Error("a tensor of this call is too large for the kernels: extent " +
+                std::to_string(extent) + " with stride " + std::to_string(stride) +
+                " exceeds Halide's 32-bit index range (2^31 - 1)");
+}
+
 namespace {
 
 thread_local std::string t_halide_error;

@@ -19,6 +19,8 @@ namespace mhac::detail {
 // scratch is not a fresh page-faulting allocation on every call.
 void install_halide_hooks();
 
+[[noreturn]] void throw_too_large(int64_t extent, int64_t stride);
+
 // A halide_buffer_t over memory owned elsewhere. Dims are given innermost
 // first, as (extent, stride in elements) pairs.
 template <typename T, int D>
@@ -35,6 +37,9 @@ public:
         buf_.padding = nullptr;
         int d = 0;
         for (const auto &ds : dims) {
+            // Halide's extents and strides are int32: a larger one would wrap
+            // into an out-of-bounds access.
+            if (ds[0] > INT32_MAX || ds[1] > INT32_MAX) throw_too_large(ds[0], ds[1]);
             dims_[d] =
                 halide_dimension_t{0, static_cast<int32_t>(ds[0]), static_cast<int32_t>(ds[1]), 0};
             d++;

@@ -1,15 +1,15 @@
 // Fresh-layer weights and get_weights()-order views (mha.h).
 #include <cmath>
-#include <numeric>
 #include <random>
 
 #include "mhac/mha.h"
+#include "validate.h"
 
 namespace mhac {
 
 namespace {
 int64_t product(const Shape &s) {
-    return std::accumulate(s.begin(), s.end(), int64_t{1}, std::multiplies<>());
+    return detail::checked_element_count("weight", s);
 }
 }  // namespace
 

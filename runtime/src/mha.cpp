@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
 #include <random>
 
 #include "cuda_device.h"
@@ -21,10 +20,6 @@ namespace {
 
 using detail::require_shape;
 using detail::require_tensor;
-
-int64_t product(const Shape &shape) {
-    return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
-}
 
 [[noreturn]] void fail(const std::string &message) {
     throw Error(message);
@@ -146,7 +141,7 @@ void MultiHeadAttention::set_weights(const KerasWeights &w) {
         require_shape("value_bias", w.value_bias, {n, hv});
         require_shape("output_bias", w.output_bias, tail);
     }
-    const int64_t o = product(tail);
+    const int64_t o = detail::checked_element_count("output_shape", tail);
     detail::LayerWeights &m = impl_->weights;
     m.query_features = eq;
     m.key_features = ek;
@@ -187,10 +182,12 @@ CallResult MultiHeadAttention::call(const TensorView &query, const TensorView &v
     detail::validate_inputs(m.config, m.weights, query, value, options.key, axes);
     CallResult r;
     r.output.shape = detail::output_shape(m.weights, query.shape);
-    r.output.data.resize(static_cast<size_t>(product(r.output.shape)));
+    r.output.data.resize(
+        static_cast<size_t>(detail::checked_element_count("output", r.output.shape)));
     if (options.return_attention_scores) {
         detail::scores_shape(axes, m.config.num_heads, query.shape, value.shape, r.scores.shape);
-        r.scores.data.resize(static_cast<size_t>(product(r.scores.shape)));
+        r.scores.data.resize(
+            static_cast<size_t>(detail::checked_element_count("scores", r.scores.shape)));
     }
     call_into(query, value, options, r.output.data.data(),
               options.return_attention_scores ? r.scores.data.data() : nullptr);

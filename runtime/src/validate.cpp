@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "checked_math.h"
+
 namespace mhac::detail {
 
 namespace {
@@ -34,6 +36,12 @@ const float *rows_of(const TensorView &t, const AxesPlan &axes, int64_t rows,
 
 }  // namespace
 
+int64_t checked_element_count(const std::string &what, const Shape &shape) {
+    const std::optional<int64_t> n = element_count(shape);
+    if (!n) fail(what + " of shape " + shape_to_string(shape) + " has too many elements");
+    return *n;
+}
+
 void require_tensor(const char *name, const TensorView &t, size_t min_rank, const char *layout,
                     bool exact) {
     if (exact ? t.shape.size() != min_rank : t.shape.size() < min_rank) {
@@ -48,6 +56,7 @@ void require_tensor(const char *name, const TensorView &t, size_t min_rank, cons
     }
     if (!t.data)
         fail(std::string(name) + " has null data (shape " + shape_to_string(t.shape) + ")");
+    checked_element_count(name, t.shape);
 }
 
 void require_shape(const char *name, const TensorView &t, const Shape &expected) {

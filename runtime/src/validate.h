@@ -10,6 +10,10 @@
 
 namespace mhac::detail {
 
+// The element count of `shape` (non-negative dims); an Error naming `what`
+// when it does not fit an int64.
+int64_t checked_element_count(const std::string &what, const Shape &shape);
+
 // A tensor argument: rank == min_rank (or >= when !exact), positive dims,
 // non-null data. Errors name the argument, the layout and the shape.
 void require_tensor(const char *name, const TensorView &t, size_t min_rank, const char *layout,

@@ -14,6 +14,11 @@
 //   pass; 4-row tiles took the demo at B=2 T=7 S=9 from 3.4 to 1.5 ms.
 // - staged bert_base B=1: 16.3 ms (40 GFLOP/s): scores and softmax have
 //   simple, untuned schedules and the T x S probabilities are materialized.
+// - Rejected (2-core AMD EPYC, AVX2, 2026-12-01, mhac_bench, 2 threads, best
+//   of 3 interleaved runs): register-tiling the fused core's Q.K^T and P.V
+//   (2 vectors x the row block, reduction inside) instead of accumulating in
+//   L1: bert_base prefill_b1 6.14 -> 6.95 ms, seq512 39.6 -> 42.2 ms, vit
+//   11.4 -> 12.5 ms; generic mixed (prefill 20.1 -> 17.8, seq512 91.9 -> 109).
 #include "schedules.h"
 
 namespace mhac::sched {
@@ -45,6 +50,18 @@ CpuKnobs knobs_for(const Target &target) {
 // The pure loop vars of a Func, by position.
 Var arg(const Func &f, int i) {
     return f.args()[i];
+}
+
+// Work estimates multiply four or five extents: in 32 bits they overflow at
+// long sequences (T = S = 4096, E = 512 is 8.6e9), which turned the
+// parallel specializations off exactly where they matter most. Measured on
+// the 2-core AMD EPYC (AVX2), generic fused, long_4096, best of 3: 2 threads
+// 3.91 s -> 2.13 s (1 thread 4.01 / 3.79 s, so 2 threads now take 0.56x of
+// one instead of 0.97x); BERT shapes unchanged within 5%.
+Expr work_of(std::initializer_list<Expr> extents) {
+    Expr w = cast<int64_t>(1);
+    for (const Expr &e : extents) w = w * cast<int64_t>(e);
+    return w;
 }
 
 enum class PanelOrder {
@@ -101,7 +118,7 @@ GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Exp
 void cpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target);
     Expr rows = p.output.output_buffer().dim(1).extent();
-    Expr work = rows * p.output.output_buffer().dim(0).extent() * p.proj.r.x.extent();
+    Expr work = work_of({rows, p.output.output_buffer().dim(0).extent(), p.proj.r.x.extent()});
     schedule_gemm(p.output, p.proj, rows, work, k, PanelOrder::panels_outside_rows, true);
 }
 
@@ -110,9 +127,9 @@ void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
     Var nb("nb");
-    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
-                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent() *
-                p.logits.r.x.extent();
+    Expr work = work_of({out.output_buffer().dim(0).extent(), out.output_buffer().dim(1).extent(),
+                         out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent(),
+                         p.logits.r.x.extent()});
     out.fuse(n, b, nb).vectorize(s, k.vector, TailStrategy::GuardWithIf);
     out.specialize(work >= k.parallel_min_work).parallel(nb);
     Func dot = p.logits.dot;
@@ -127,8 +144,8 @@ void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
     Var rows("rows");
-    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
-                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent();
+    Expr work = work_of({out.output_buffer().dim(0).extent(), out.output_buffer().dim(1).extent(),
+                         out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent()});
     out.fuse(t, n, rows).fuse(rows, b, rows).vectorize(s, k.vector, TailStrategy::GuardWithIf);
     out.specialize(work >= k.parallel_min_work / 8).parallel(rows);
     gen::MaskedSoftmax sm = p.softmax;
@@ -143,9 +160,9 @@ void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
     Func out = p.output;
     Var g = arg(out, 0), n = arg(out, 1), t = arg(out, 2), b = arg(out, 3);
     Var tb("tb");
-    Expr work = out.output_buffer().dim(0).extent() * out.output_buffer().dim(1).extent() *
-                out.output_buffer().dim(2).extent() * out.output_buffer().dim(3).extent() *
-                p.combine.r.x.extent();
+    Expr work = work_of({out.output_buffer().dim(0).extent(), out.output_buffer().dim(1).extent(),
+                         out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent(),
+                         p.combine.r.x.extent()});
     out.fuse(t, b, tb).vectorize(g, k.vector, TailStrategy::GuardWithIf);
     out.specialize(work >= k.parallel_min_work).parallel(tb);
     Func ctx = p.combine.context;
@@ -164,7 +181,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Q, K and V projections: whole tensors, register-tiled GEMMs.
     auto project_root = [&](gen::Projection &proj, const Expr &rows) {
         proj.out.compute_root();
-        Expr work = rows * batch * proj.r.x.extent() * gen::kPanelWidth;
+        Expr work = work_of({rows, batch, proj.r.x.extent(), gen::kPanelWidth});
         schedule_gemm(proj.out, proj, rows, work, k, PanelOrder::panels_outside_rows, true);
     };
     Expr keys = p.combine.r.x.extent();
@@ -175,7 +192,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Output projection, a block of query rows at a time; each block's
     // attention context (all heads) is computed just before it and stays in
     // cache. The T x S logits exist one head and one row block at a time.
-    Expr work = queries * batch * out_features * keys;
+    Expr work = work_of({queries, batch, out_features, keys});
     GemmLoops l =
         schedule_gemm(out, p.o_proj, queries, work, k, PanelOrder::rows_outside_panels, true);
 
