@@ -2,6 +2,7 @@
 // its weights as the kernels read them, and the scratch every call reuses.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -48,6 +49,9 @@ struct DropoutState {
 namespace mhac {
 
 struct MultiHeadAttention::Impl {
+    // Set while a call (or set_weights / add_device_kernels) runs: the
+    // layer's scratch and last selection belong to one call at a time.
+    std::atomic<bool> busy{false};
     LayerConfig config;
     const KernelSet *kernels = nullptr;
     std::vector<const KernelSet *> device_kernels;

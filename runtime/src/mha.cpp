@@ -60,6 +60,25 @@ LayerConfig validated(const LayerConfig &config) {
     return c;
 }
 
+// One call at a time per layer (mha.h's thread contract): a second thread
+// entering while the layer is busy gets an Error instead of sharing scratch.
+class ExclusiveUse {
+public:
+    ExclusiveUse(std::atomic<bool> &busy, const char *what) : busy_(busy) {
+        if (busy_.exchange(true, std::memory_order_acquire)) {
+            fail(std::string("MultiHeadAttention::") + what +
+                 " while another thread is using the same layer: a layer runs one call at a "
+                 "time (use one layer per thread; layers may share weights' source arrays)");
+        }
+    }
+    ~ExclusiveUse() { busy_.store(false, std::memory_order_release); }
+    ExclusiveUse(const ExclusiveUse &) = delete;
+    ExclusiveUse &operator=(const ExclusiveUse &) = delete;
+
+private:
+    std::atomic<bool> &busy_;
+};
+
 const KernelSet &first_cpu_set(const std::vector<const KernelSet *> &sets) {
     for (const KernelSet *k : sets) {
         if (std::strcmp(k->device, "cpu") == 0) return *k;
@@ -105,6 +124,7 @@ CudaDeviceInfo cuda_device_info() {
 }
 
 void MultiHeadAttention::add_device_kernels(const KernelSet &kernels) {
+    ExclusiveUse use(impl_->busy, "add_device_kernels()");
     if (std::string(kernels.device) == "cpu") {
         fail(std::string("kernel set '") + kernels.name + "' is a CPU set, not a device set");
     }
@@ -119,6 +139,7 @@ const Selection &MultiHeadAttention::last_selection() const {
 }
 
 void MultiHeadAttention::set_weights(const KerasWeights &w) {
+    ExclusiveUse use(impl_->busy, "set_weights()");
     const LayerConfig &c = impl_->config;
     const int64_t n = c.num_heads, h = c.key_dim, hv = c.value_dim;
     require_tensor("query_kernel", w.query_kernel, 3, "[Eq, num_heads, key_dim]");
@@ -177,7 +198,8 @@ Shape MultiHeadAttention::scores_shape(const TensorView &query, const TensorView
 
 CallResult MultiHeadAttention::call(const TensorView &query, const TensorView &value,
                                     const CallOptions &options) {
-    const Impl &m = *impl_;
+    Impl &m = *impl_;
+    ExclusiveUse use(m.busy, "call()");
     detail::AxesPlan axes;
     detail::validate_inputs(m.config, m.weights, query, value, options.key, axes);
     CallResult r;
@@ -189,14 +211,19 @@ CallResult MultiHeadAttention::call(const TensorView &query, const TensorView &v
         r.scores.data.resize(
             static_cast<size_t>(detail::checked_element_count("scores", r.scores.shape)));
     }
-    call_into(query, value, options, r.output.data.data(),
-              options.return_attention_scores ? r.scores.data.data() : nullptr);
+    run_call(m, query, value, options, r.output.data.data(),
+             options.return_attention_scores ? r.scores.data.data() : nullptr);
     return r;
 }
 
 void MultiHeadAttention::call_into(const TensorView &query, const TensorView &value,
                                    const CallOptions &options, float *output, float *scores) {
-    Impl &m = *impl_;
+    ExclusiveUse use(impl_->busy, "call_into()");
+    run_call(*impl_, query, value, options, output, scores);
+}
+
+void MultiHeadAttention::run_call(Impl &m, const TensorView &query, const TensorView &value,
+                                  const CallOptions &options, float *output, float *scores) {
     const detail::CallPlan plan = detail::validate_call(m.config, m.weights, query, value, options,
                                                         output, scores, m.scratch);
     DispatchRequest request;

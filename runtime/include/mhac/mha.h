@@ -206,6 +206,13 @@ std::string forced_isa_level();  // "auto" unless MHAC_ISA is set
 std::string isa_level_in_use();  // the level of the last kernel dispatched
 bool cpu_supports_isa_level(const std::string &level);
 
+// Threads: a layer runs one call at a time. call(), call_into(),
+// set_weights() and add_device_kernels() entered from a second thread while
+// the layer is busy throw Error (never a silent race on its scratch); the
+// const members (output_shape, scores_shape, config) may run concurrently
+// with each other. Different layers are independent: one layer per thread,
+// any number of threads. last_selection() describes the calling thread's
+// last call while no other thread calls the layer.
 class MultiHeadAttention {
 public:
     // `kernels` is a CPU kernel set (e.g. mhac::kernel_sets::default_set()).
@@ -245,6 +252,8 @@ public:
 
 private:
     struct Impl;
+    static void run_call(Impl &m, const TensorView &query, const TensorView &value,
+                         const CallOptions &options, float *output, float *scores);
     std::unique_ptr<Impl> impl_;
 };
 
