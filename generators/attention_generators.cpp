@@ -246,6 +246,9 @@ public:
         bk(j) = key_bias(j % h_dim, j / h_dim);
         bv(j) = value_bias(j % hv_dim, j / hv_dim);
 
+        p_.q_bias = bq;
+        p_.k_bias = bk;
+        p_.v_bias = bv;
         p_.q_proj = project(query, eq, query_kernel, bq, use_bias, 2, "query_proj");
         p_.k_proj = project(key, ek, key_kernel, bk, use_bias, 2, "key_proj");
         p_.v_proj = project(value, ev, value_kernel, bv, use_bias, 2, "value_proj");

@@ -39,6 +39,7 @@ struct FusedPipeline {
     Halide::Func allowed;
     gen::MaskedSoftmax softmax;
     gen::Combine combine;
+    Halide::Func q_bias, k_bias, v_bias;  // (j): the [N, H] biases flattened
     Halide::Func context_flat;
     Halide::Func output;  // (o, t, b)
     gen::MaskKind mask_kind = gen::MaskKind::none;
