@@ -80,7 +80,7 @@ const KernelSet &choose_set(const KernelSet &cpu, const std::vector<const Kernel
         for (const KernelSet *k : cuda_sets) {
             if (request.force_kernel_set == k->name) return *k;
         }
-        throw Error("forced kernel set '" + request.force_kernel_set +
+        throw Error("forced kernel set '" + std::string(request.force_kernel_set) +
                     "' is not one of the layer's (" + names(false) + ")");
     }
     if (request.device == Device::cpu) return cpu;
@@ -106,15 +106,16 @@ const KernelSet &choose_set(const KernelSet &cpu, const std::vector<const Kernel
 
 // Which configuration of `kernels` runs `problem` on `path`.
 const ConfigKernels &choose_config(const KernelSet &kernels, const Problem &problem, Path path,
-                                   const std::string &force_config, const char **reason) {
+                                   std::string_view force_config, const char **reason) {
     const ConfigKernels *generic = nullptr;
     for (size_t i = 0; i < kernels.num_configs; i++) {
         const ConfigKernels &c = kernels.configs[i];
         if (!force_config.empty()) {
             if (force_config != c.name) continue;
             if (Unusable why = unusable(c, problem, path)) {
-                throw Error("forced configuration '" + force_config + "' of kernel set '" +
-                            kernels.name + "' cannot run this call: " + why.describe());
+                throw Error("forced configuration '" + std::string(force_config) +
+                            "' of kernel set '" + kernels.name +
+                            "' cannot run this call: " + why.describe());
             }
             *reason = "forced";
             return c;
@@ -129,8 +130,8 @@ const ConfigKernels &choose_config(const KernelSet &kernels, const Problem &prob
         }
     }
     if (!force_config.empty()) {
-        throw Error("forced configuration '" + force_config + "' is not in kernel set '" +
-                    kernels.name + "'");
+        throw Error("forced configuration '" + std::string(force_config) +
+                    "' is not in kernel set '" + kernels.name + "'");
     }
     if (!generic || unusable(*generic, problem, path)) {
         throw Error(std::string("kernel set '") + kernels.name +

@@ -15,6 +15,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mhac/kernel_set.h"
@@ -158,8 +159,9 @@ struct DispatchRequest {
     // Testing and benchmarking overrides; an unusable forced choice is an
     // Error, never a fallback. A forced set is taken whatever the device
     // (the call then fails if its device cannot run it).
-    std::string force_config;      // a configuration name of the chosen set
-    std::string force_kernel_set;  // a KernelSet::name among the layer's sets
+    // Views (a call copies nothing): the strings must outlive select_variant.
+    std::string_view force_config;      // a configuration name of the chosen set
+    std::string_view force_kernel_set;  // a KernelSet::name among the layer's sets
 };
 
 // The staged path's kernels, in the order a call runs them: projections of
