@@ -97,6 +97,15 @@ TEST(KerasConfig, NotJsonIsAnError) {
     EXPECT_NE(error_of("[1, 2]").find("JSON object"), std::string::npos);
 }
 
+// A number past double's range was nlohmann's out_of_range, not a
+// parse_error, and escaped parse_json (found by the keras_config fuzzer:
+// tests/fuzz/regressions/keras_config/number_overflow.json).
+TEST(KerasConfig, NumberOutOfRangeIsAnError) {
+    EXPECT_NE(error_of(R"({"num_heads": 2, "key_dim": 1E400})").find("not valid JSON"),
+              std::string::npos);
+    EXPECT_NE(error_of("33333338E333393333330").find("number overflow"), std::string::npos);
+}
+
 struct BadField {
     const char *field;  // spliced into the config
     const char *expect_in_message;

@@ -222,7 +222,10 @@ json parse_json(const std::string &text, const std::string &where) {
                     " levels (a Keras config is a few dozen deep)");
     try {
         return json::parse(text);
-    } catch (const json::parse_error &e) {
+    } catch (const json::exception &e) {
+        // parse_error, and out_of_range for a number past double's range
+        // ("1E400", which Python reads as inf): found by the keras_config
+        // fuzzer, where it escaped as an uncaught exception.
         throw Error(where + ": not valid JSON (" + e.what() + ")");
     }
 }
