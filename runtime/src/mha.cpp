@@ -18,12 +18,9 @@ namespace mhac {
 
 namespace {
 
+using detail::fail;
 using detail::require_shape;
 using detail::require_tensor;
-
-[[noreturn]] void fail(const std::string &message) {
-    throw Error(message);
-}
 
 std::vector<float> bias_or_zeros(const TensorView &bias, bool use_bias, int64_t n) {
     if (!use_bias) return std::vector<float>(static_cast<size_t>(n), 0.0f);

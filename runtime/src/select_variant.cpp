@@ -7,10 +7,6 @@
 
 namespace mhac {
 
-const char *keras_path_name(KerasPath path) {
-    return path == KerasPath::fused ? "keras-fused" : "keras-explicit";
-}
-
 namespace {
 
 // Why `config` cannot run `problem` on `path` (empty when it can). Dispatch

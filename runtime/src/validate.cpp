@@ -7,11 +7,11 @@
 
 namespace mhac::detail {
 
-namespace {
-
-[[noreturn]] void fail(const std::string &message) {
+void fail(const std::string &message) {
     throw Error(message);
 }
+
+namespace {
 
 void check_key_like_value(const TensorView &key, const TensorView &value) {
     require_tensor("key", key, 3, "[batch, positions..., key features]", false);

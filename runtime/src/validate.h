@@ -10,6 +10,9 @@
 
 namespace mhac::detail {
 
+// Throws Error(message): the runtime's one way to refuse an argument.
+[[noreturn]] void fail(const std::string &message);
+
 // The element count of `shape` (non-negative dims); an Error naming `what`
 // when it does not fit an int64.
 int64_t checked_element_count(const std::string &what, const Shape &shape);

@@ -11,9 +11,6 @@ struct halide_buffer_t;
 
 namespace mhac {
 
-// "keras-fused" | "keras-explicit", for humans.
-const char *keras_path_name(KerasPath path);
-
 // Halide-generated entry points (buffers in Halide order: dim 0 innermost).
 using ProjectionFn = int (*)(halide_buffer_t *input, halide_buffer_t *packed_kernel,
                              halide_buffer_t *bias, halide_buffer_t *output);
