@@ -39,6 +39,8 @@ public:
     GeneratorParam<int> in_features{"in_features", 0};
     GeneratorParam<int> out_features{"out_features", 0};
     GeneratorParam<bool> use_bias{"use_bias", true};
+    GeneratorParam<int> gemm_rows{"gemm_rows", 0};  // schedule knobs, 0 = the target's default
+    GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
     Input<Buffer<float, 3>> weights{"weights"};  // (ji, e, jo): packed kernel [E, J]
@@ -73,6 +75,8 @@ public:
     void schedule() {
         if (using_autoscheduler()) return;
         sched::ProjectionPipeline p{proj_, output, in_features, out_features};
+        p.knobs.gemm_rows = gemm_rows;
+        p.knobs.gemm_rows_short = gemm_rows_short;
         sched::schedule_projection(p, get_target());
     }
 
@@ -135,7 +139,8 @@ public:
 
     void generate() {
         MaskKind kind = mask_kind_param(mask_kind);
-        allowed_ = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
+        allowed_ = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
+                                     mask.dim(3).extent());
         sm_ =
             masked_softmax(logits, allowed_, kind, logits.dim(0).extent(), keras_path_param(path));
         Var s("s"), t("t"), n("n"), b("b");
@@ -201,8 +206,8 @@ private:
 };
 
 // The whole layer on Keras's fused path (ops.dot_product_attention): taken
-// when no scores are returned and no dropout applies. The T x S matrix is
-// never materialized whole; the schedule decides the tiling.
+// when no scores are returned and no dropout applies. Attention runs over key
+// blocks (flash_attention): no buffer grows with T x S.
 class FusedGenerator : public Generator<FusedGenerator> {
 public:
     GeneratorParam<int> num_heads{"num_heads", 0};
@@ -214,6 +219,11 @@ public:
     GeneratorParam<int> output_features{"output_features", 0};
     GeneratorParam<bool> use_bias{"use_bias", true};
     GeneratorParam<std::string> mask_kind{"mask_kind", "none"};
+    // Schedule knobs (sched::KnobOverrides): 0 = the target's default.
+    GeneratorParam<int> key_block{"key_block", 0};
+    GeneratorParam<int> query_block{"query_block", 0};
+    GeneratorParam<int> gemm_rows{"gemm_rows", 0};
+    GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
 
     Input<Buffer<float, 3>> query{"query"};                  // (e, t, b) = Keras [B, T, Eq]
     Input<Buffer<float, 3>> key{"key"};                      // (e, s, b) = Keras [B, S, Ek]
@@ -242,9 +252,11 @@ public:
 
         Var j("j");
         Func bq("bq_flat"), bk("bk_flat"), bv("bv_flat");
-        bq(j) = query_bias(j % h_dim, j / h_dim);
-        bk(j) = key_bias(j % h_dim, j / h_dim);
-        bv(j) = value_bias(j % hv_dim, j / hv_dim);
+        // Clamped heads: a schedule may compute whole weight panels, so
+        // columns past N * H can exist; they are never read.
+        bq(j) = query_bias(j % h_dim, min(j / h_dim, heads - 1));
+        bk(j) = key_bias(j % h_dim, min(j / h_dim, heads - 1));
+        bv(j) = value_bias(j % hv_dim, min(j / hv_dim, heads - 1));
 
         p_.q_bias = bq;
         p_.k_bias = bk;
@@ -255,11 +267,12 @@ public:
         p_.q = split_heads(p_.q_proj.out, h_dim);
         p_.k = split_heads(p_.k_proj.out, h_dim);
         p_.v = split_heads(p_.v_proj.out, hv_dim);
-        p_.logits = attention_logits(p_.q, p_.k, h_dim, scale, KerasPath::fused);
-        p_.allowed = attention_allowed(kind, mask, mask.dim(2).extent(), mask.dim(3).extent());
-        p_.softmax = masked_softmax(p_.logits.logits, p_.allowed, kind, keys, KerasPath::fused);
-        p_.combine = combine(p_.softmax.probs, p_.v, keys);
-        p_.context_flat = flatten_heads(p_.combine.context, hv_dim);
+        p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
+                                       mask.dim(3).extent());
+        p_.knobs = {key_block, query_block, gemm_rows, gemm_rows_short};
+        p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
+                                  sched::fused_key_block(get_target(), p_.knobs));
+        p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
                             2, "output_proj");
         Var o("o"), t("t"), b("b");

@@ -8,11 +8,26 @@
 
 namespace mhac::sched {
 
+// Schedule knobs a kernel row may set (GeneratorParams of the same names,
+// `stage:knob=value` in the kernel table); 0 = the target's default from the
+// knob table of its schedule family.
+struct KnobOverrides {
+    int key_block = 0;        // keys per flash-attention block (fused)
+    int query_block = 0;      // query rows per attention block (fused)
+    int gemm_rows = 0;        // rows per GEMM register tile
+    int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
+};
+
+// The fused attention's key block for `target`: the algorithm is written
+// over key blocks, so the generator needs it before the schedule runs.
+int fused_key_block(const Halide::Target &target, const KnobOverrides &knobs);
+
 struct ProjectionPipeline {
     gen::Projection proj;
     Halide::Func output;  // (j, m)
     int static_in_features = 0;
     int static_out_features = 0;
+    KnobOverrides knobs;
 };
 
 struct ScoresPipeline {
@@ -35,10 +50,8 @@ struct CombinePipeline {
 struct FusedPipeline {
     gen::Projection q_proj, k_proj, v_proj, o_proj;
     Halide::Func q, k, v;  // split into heads: (h, n, t|s, b)
-    gen::Logits logits;
     Halide::Func allowed;
-    gen::MaskedSoftmax softmax;
-    gen::Combine combine;
+    gen::FlashAttention attn;
     Halide::Func q_bias, k_bias, v_bias;  // (j): the [N, H] biases flattened
     Halide::Func context_flat;
     Halide::Func output;  // (o, t, b)
@@ -46,6 +59,7 @@ struct FusedPipeline {
     int static_heads = 0;
     int static_key_dim = 0;
     int static_value_dim = 0;
+    KnobOverrides knobs;
 };
 
 // Implemented in schedules/schedules.cpp, which picks the family for

@@ -16,6 +16,9 @@ constexpr float kExplicitMaskedLogit = -1e9f;
 // probabilities; this one keeps the "uniform row" behaviour of fully masked
 // rows exactly (all logits equal).
 constexpr float kFusedMaskedLogit = -0.7f * 3.38953139e38f;
+// Keys past S in a padded last key block: below the fill, so even a fully
+// masked row gives them exp(-0.3 * max) = 0 weight.
+constexpr float kPaddedKeyLogit = -FLT_MAX;
 }  // namespace
 
 MaskKind mask_kind_param(const std::string &name) {
@@ -67,15 +70,19 @@ Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const
     return l;
 }
 
-Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
-                       const Expr &mask_batch) {
+Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_rows,
+                       const Expr &mask_heads, const Expr &mask_batch) {
     Var s("s"), t("t"), n("n"), b("b");
     Func allowed("allowed");
     switch (kind) {
     case MaskKind::none: allowed(s, t, n, b) = Halide::Internal::const_true(); break;
     case MaskKind::causal: allowed(s, t, n, b) = s <= t; break;
     case MaskKind::dense:
-        allowed(s, t, n, b) = mask(s, t, min(n, mask_heads - 1), min(b, mask_batch - 1)) != 0;
+        // Rows clamped to the mask's: the fused schedule's row tiles are
+        // shifted inside each block, which Halide's bounds cannot follow, and
+        // an input must cover every row it is proven to be read at.
+        allowed(s, t, n, b) = mask(s, clamp(t, 0, mask_rows - 1), min(n, mask_heads - 1),
+                                   min(b, mask_batch - 1)) != 0;
         break;
     }
     return allowed;
@@ -114,6 +121,67 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys) {
     c.context(g, n, t, b) = 0.0f;
     c.context(g, n, t, b) += probs(c.r.x, t, n, b) * v(g, n, c.r.x, b);
     return c;
+}
+
+FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
+                               MaskKind kind, const Expr &keys, const Expr &key_dim,
+                               const Expr &value_dim, const Expr &scale, int key_block) {
+    Var si("si"), h("h"), kb("kb"), t("t"), n("n"), b("b"), g("g"), c("c");
+    FlashAttention f{Func("k_blocked"),
+                     Func("dot"),
+                     Func("logits"),
+                     Func("block_max"),
+                     Func("block_exp"),
+                     Func("block_sum"),
+                     Func("block_pv"),
+                     Func("block_out"),
+                     Func("row_max"),
+                     Func("weight"),
+                     Func("merged"),
+                     Func("context"),
+                     RDom(0, key_dim, "h"),
+                     RDom(0, key_block, "si"),
+                     RDom(),
+                     keys,
+                     Expr()};
+    f.num_blocks = (keys + key_block - 1) / key_block;
+    f.r_kb = RDom(0, f.num_blocks, "kb");
+    if (kind == MaskKind::causal) {
+        // Blocks wholly after query t are fully masked (weight exactly 0,
+        // and row t always allows key 0): never computed.
+        f.r_kb.where(f.r_kb * key_block <= t);
+    }
+    Expr key = kb * key_block + si;
+    Expr key_clamped = min(key, keys - 1);
+
+    f.k_blocked(si, h, kb, n, b) = k(h, n, key_clamped, b);
+    f.dot(si, kb, t, n, b) = 0.0f;
+    f.dot(si, kb, t, n, b) += q(f.r_h, n, t, b) * f.k_blocked(si, f.r_h, kb, n, b);
+    Expr logit = f.dot(si, kb, t, n, b) * scale;
+    if (kind != MaskKind::none) {
+        logit = select(allowed(key_clamped, t, n, b), logit, kFusedMaskedLogit);
+    }
+    f.logits(si, kb, t, n, b) = select(key < keys, logit, kPaddedKeyLogit);
+
+    f.block_max(kb, t, n, b) = -FLT_MAX;
+    f.block_max(kb, t, n, b) = max(f.block_max(kb, t, n, b), f.logits(f.r_si, kb, t, n, b));
+    f.block_exp(si, kb, t, n, b) = exp(f.logits(si, kb, t, n, b) - f.block_max(kb, t, n, b));
+    f.block_sum(kb, t, n, b) = 0.0f;
+    f.block_sum(kb, t, n, b) += f.block_exp(f.r_si, kb, t, n, b);
+    f.block_pv(g, kb, t, n, b) = 0.0f;
+    f.block_pv(g, kb, t, n, b) +=
+        f.block_exp(f.r_si, kb, t, n, b) * v(g, n, min(kb * key_block + f.r_si, keys - 1), b);
+    f.block_out(c, kb, t, n, b) =
+        select(c < value_dim, f.block_pv(min(c, value_dim - 1), kb, t, n, b), c == value_dim,
+               f.block_sum(kb, t, n, b), f.block_max(kb, t, n, b));
+
+    f.row_max(t, n, b) = -FLT_MAX;
+    f.row_max(t, n, b) = max(f.row_max(t, n, b), f.block_out(value_dim + 1, f.r_kb, t, n, b));
+    f.weight(kb, t, n, b) = exp(f.block_out(value_dim + 1, kb, t, n, b) - f.row_max(t, n, b));
+    f.merged(c, t, n, b) = 0.0f;
+    f.merged(c, t, n, b) += f.weight(f.r_kb, t, n, b) * f.block_out(c, f.r_kb, t, n, b);
+    f.context(g, n, t, b) = f.merged(g, t, n, b) / f.merged(value_dim, t, n, b);
+    return f;
 }
 
 Func flatten_heads(const Func &context, const Expr &value_dim) {

@@ -53,8 +53,8 @@ Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const
 // allowed(s, t, n, b): whether query t of head n may attend to key s.
 // `mask` is read only for MaskKind::dense; its extents (mask_heads,
 // mask_batch) may be 1 to broadcast, as Keras's attention_mask does.
-Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_heads,
-                       const Expr &mask_batch);
+Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_rows,
+                       const Expr &mask_heads, const Expr &mask_batch);
 
 // Softmax over s of logits(s, t, n, b) with Keras's masking rules for `path`.
 struct MaskedSoftmax {
@@ -74,6 +74,38 @@ struct Combine {
     RDom r;  // over s
 };
 Combine combine(const Func &probs, const Func &v, const Expr &keys);
+
+// Keras's fused path (softmax(q.k * scale, masked) . v) computed over key
+// blocks of `key_block` keys, flash-attention style, with no T x S buffer:
+// each block keeps its own max, its sum of exp(logit - max) and its
+// unnormalized p.v; a merge over blocks rescales them by exp(block max - row
+// max). Mathematically the same softmax, not an approximation: a fully masked
+// row (every logit the finite fill) is still uniform over all keys. Keys past
+// S in the last block get a logit below the fill, so they weigh 0.
+struct FlashAttention {
+    Func k_blocked;  // (si, h, kb, n, b): key kb * key_block + si, clamped to S - 1
+    Func dot;        // (si, kb, t, n, b): the head-dim reduction q . k
+    Func logits;     // (si, kb, t, n, b): scaled, masked, padded
+    Func block_max;  // (kb, t, n, b)
+    Func block_exp;  // (si, kb, t, n, b): exp(logit - block max)
+    Func block_sum;  // (kb, t, n, b)
+    Func block_pv;   // (g, kb, t, n, b): sum over the block of block_exp * v
+    // (c, kb, t, n, b): c < Hv the block's p.v, c == Hv its sum, c == Hv + 1
+    // its max: one Func, so everything a block yields is computed in one loop.
+    Func block_out;
+    Func row_max;  // (t, n, b): max over blocks
+    Func weight;   // (kb, t, n, b): exp(block max - row max)
+    Func merged;   // (c, t, n, b), c <= Hv: the weighted sums over blocks
+    Func context;  // (g, n, t, b): merged p.v / merged sum
+    RDom r_h;      // over the head dim
+    RDom r_si;     // over a key block
+    RDom r_kb;     // over key blocks
+    Expr keys;     // S
+    Expr num_blocks;
+};
+FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
+                               MaskKind kind, const Expr &keys, const Expr &key_dim,
+                               const Expr &value_dim, const Expr &scale, int key_block);
 
 // Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).

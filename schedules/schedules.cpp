@@ -17,4 +17,9 @@ MHAC_DISPATCH(fused, FusedPipeline)
 
 #undef MHAC_DISPATCH
 
+int fused_key_block(const Halide::Target &target, const KnobOverrides &knobs) {
+    if (knobs.key_block > 0) return knobs.key_block;
+    return target.has_gpu_feature() ? gpu_fused_key_block(target) : cpu_fused_key_block(target);
+}
+
 }  // namespace mhac::sched

@@ -36,14 +36,20 @@ struct CpuKnobs {
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
     int parallel_min_work;
+    int key_block;    // keys per flash-attention block
+    int query_block;  // query rows per attention block (rounded to gemm_rows)
 };
 
-CpuKnobs knobs_for(const Target &target) {
+CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 48};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
     if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
+    if (set.key_block > 0) k.key_block = set.key_block;
+    if (set.query_block > 0) k.query_block = set.query_block;
+    if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
+    if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
     return k;
 }
 
@@ -116,14 +122,14 @@ GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Exp
 }  // namespace
 
 void cpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
-    const CpuKnobs k = knobs_for(target);
+    const CpuKnobs k = knobs_for(target, p.knobs);
     Expr rows = p.output.output_buffer().dim(1).extent();
     Expr work = work_of({rows, p.output.output_buffer().dim(0).extent(), p.proj.r.x.extent()});
     schedule_gemm(p.output, p.proj, rows, work, k, PanelOrder::panels_outside_rows, true);
 }
 
 void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
-    const CpuKnobs k = knobs_for(target);
+    const CpuKnobs k = knobs_for(target, {});
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
     Var nb("nb");
@@ -140,7 +146,7 @@ void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
 }
 
 void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
-    const CpuKnobs k = knobs_for(target);
+    const CpuKnobs k = knobs_for(target, {});
     Func out = p.output;
     Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
     Var rows("rows");
@@ -156,7 +162,7 @@ void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
 }
 
 void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
-    const CpuKnobs k = knobs_for(target);
+    const CpuKnobs k = knobs_for(target, {});
     Func out = p.output;
     Var g = arg(out, 0), n = arg(out, 1), t = arg(out, 2), b = arg(out, 3);
     Var tb("tb");
@@ -171,71 +177,151 @@ void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
     ctx.update().reorder(cg, p.combine.r.x, cn).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
 }
 
+// Flash attention for the query rows of one block, all heads, computed at
+// `block`: per head and key block, Q.K^T and P.V as register tiles (two
+// vectors x gemm_rows rows, the reduction inside), the block's max and sum
+// beside them; the merge over key blocks last. `queries` >= gemm_rows
+// guarantees every block has at least gemm_rows rows.
+void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLevel &block,
+                              const Expr &queries) {
+    gen::FlashAttention &a = p.attn;
+    const int R = k.gemm_rows, W = 2 * k.vector;
+    Func ctx = a.context;
+    Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);
+    ctx.compute_at(block).reorder(cg, ct, cn).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+    LoopLevel head(ctx, cn);
+
+    Var mc = arg(a.merged, 0), mt = arg(a.merged, 1);
+    a.merged.compute_at(head).vectorize(mc, k.vector, TailStrategy::GuardWithIf);
+    a.merged.update().reorder(mc, a.r_kb, mt).vectorize(mc, k.vector, TailStrategy::GuardWithIf);
+    a.row_max.compute_at(head);
+    a.row_max.update().reorder(a.r_kb, arg(a.row_max, 0));
+    a.weight.compute_at(head).vectorize(arg(a.weight, 0), k.vector, TailStrategy::GuardWithIf);
+
+    // Everything one key block yields, one key block at a time.
+    Var oc = arg(a.block_out, 0), okb = arg(a.block_out, 1), ot = arg(a.block_out, 2);
+    a.block_out.compute_at(head)
+        .reorder(oc, ot, okb)
+        .vectorize(oc, k.vector, TailStrategy::GuardWithIf);
+    LoopLevel kblock(a.block_out, okb);
+
+    // Register-tiles the reduction `f` (x = dim 0, rows y = dim 2, reduction
+    // r) inside its pure consumer `tiles`, computed per key block: W x R tiles
+    // with the accumulators in registers, single-row tiles for shorter blocks.
+    auto register_tile = [&](Func tiles, Func f, const RVar &r) {
+        Var x = arg(tiles, 0), y = arg(tiles, 2), xo("xo"), xi("xi"), yo("yo"), yi("yi");
+        tiles.compute_at(kblock);
+        auto tile = [&](Stage st, int rows) {
+            st.tile(x, y, xo, yo, xi, yi, W, rows, TailStrategy::ShiftInwards)
+                .vectorize(xi, k.vector)
+                .unroll(xi)
+                .unroll(yi);
+        };
+        tile(tiles.specialize(queries >= R), R);
+        tile(tiles, 1);
+        Var fx = arg(f, 0), fy = arg(f, 2);
+        // A fixed-size tile: otherwise the padded last key block trims it
+        // to a run-time extent and the accumulators leave the registers.
+        f.compute_at(tiles, xo).bound_extent(fx, W).vectorize(fx, k.vector).unroll(fx).unroll(fy);
+        f.update().reorder(fx, fy, r).vectorize(fx, k.vector).unroll(fx).unroll(fy);
+    };
+    register_tile(a.logits, a.dot, a.r_h);
+    // The block's max and sum as vector reductions (one vector of partial
+    // results per row, folded at the end) instead of scalar loops over keys.
+    auto vector_reduce = [&](Func f) {
+        RVar ro("ro"), ri("ri");
+        Var lane("lane");
+        Func partial = f.update().split(a.r_si, ro, ri, k.vector).rfactor(ri, lane);
+        f.compute_at(kblock);
+        partial.compute_at(kblock).vectorize(lane);
+        partial.update().reorder(lane, ro).vectorize(lane);
+    };
+    vector_reduce(a.block_max);
+    a.block_exp.compute_at(kblock).vectorize(arg(a.block_exp, 0), k.vector);
+    vector_reduce(a.block_sum);
+    register_tile(a.block_pv.in(), a.block_pv, a.r_si);
+}
+
+int cpu_fused_key_block(const Target &target) {
+    return knobs_for(target, {}).key_block;
+}
+
 void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
-    const CpuKnobs k = knobs_for(target);
+    const CpuKnobs k = knobs_for(target, p.knobs);
     Func out = p.output;
+    Var o = arg(out, 0), t = arg(out, 1), b = arg(out, 2);
     Expr queries = out.output_buffer().dim(1).extent();
     Expr batch = out.output_buffer().dim(2).extent();
     Expr out_features = out.output_buffer().dim(0).extent();
+    gen::FlashAttention &a = p.attn;
+    const int R = k.gemm_rows, Rs = k.gemm_rows_short;
 
     // Q, K and V projections: whole tensors, register-tiled GEMMs.
+    // Panel-aligned regions: with head dims known only at run time Halide
+    // cannot otherwise prove a tile's first column is a panel's, and reads
+    // the packed weights with a gather (generic kernel: 4x slower GEMMs).
     auto project_root = [&](gen::Projection &proj, const Expr &rows) {
-        proj.out.compute_root();
+        proj.out.compute_root().align_bounds(arg(proj.out, 0), gen::kPanelWidth);
         Expr work = work_of({rows, batch, proj.r.x.extent(), gen::kPanelWidth});
         schedule_gemm(proj.out, proj, rows, work, k, PanelOrder::panels_outside_rows, true);
     };
-    Expr keys = p.combine.r.x.extent();
     project_root(p.q_proj, queries);
-    project_root(p.k_proj, keys);
-    project_root(p.v_proj, keys);
-
-    // Output projection, a block of query rows at a time; each block's
-    // attention context (all heads) is computed just before it and stays in
-    // cache. The T x S logits exist one head and one row block at a time.
-    Expr work = work_of({queries, batch, out_features, keys});
-    GemmLoops l =
-        schedule_gemm(out, p.o_proj, queries, work, k, PanelOrder::rows_outside_panels, true);
-
-    // Head dims known only at run time (the generic kernel) make the flat
-    // index of the biases and of the context (j % H, j / H) an integer
-    // division per element, which x86 cannot vectorize: inlined into the
-    // GEMM epilogues and the output projection's reduction it ran once per
-    // multiply-add row and panel. Materialized, it runs once per element.
-    // AMD EPYC, 2 threads, best of 3 interleaved: generic fused decode 36.1
-    // -> 30.8 ms, prefill_b1 16.1 -> 15.0, seq512 76.2 -> 70.6, tiny 0.049
-    // -> 0.038 ms; specialized rows are not affected (their dims are constant).
+    project_root(p.k_proj, a.keys);
+    project_root(p.v_proj, a.keys);
     if (p.static_key_dim == 0) {
         for (Func *bias : {&p.q_bias, &p.k_bias, &p.v_bias}) bias->compute_root();
     }
+
+    // K in key blocks, transposed so Q.K^T reads each block's keys as vectors.
+    Var ksi = arg(a.k_blocked, 0), kkb = arg(a.k_blocked, 2), kn = arg(a.k_blocked, 3),
+        kbatch = arg(a.k_blocked, 4), kblocks("kblocks");
+    a.k_blocked.compute_root()
+        .fuse(kkb, kn, kblocks)
+        .fuse(kblocks, kbatch, kblocks)
+        .vectorize(ksi, k.vector);
+    a.k_blocked.specialize(work_of({a.keys, batch, p.k_proj.r.x.extent()}) >= k.parallel_min_work)
+        .parallel(kblocks);
+
+    // The output projection a block of query rows at a time, blocks in
+    // parallel; each block's attention (all heads) runs just before it and
+    // stays in cache. Blocks are near-equal, so T = 197 wastes no half block.
+    Var tq("tq"), tqi("tqi"), tqb("tqb"), oo("oo"), oi("oi"), mo("mo"), mi("mi");
+    Expr blocks = (queries + k.query_block - 1) / k.query_block;
+    Expr block_rows = min(((queries + blocks - 1) / blocks + R - 1) / R * R, queries);
+    Expr work = work_of({queries, batch, out_features, a.keys});
+    // Every specialization has the loops tqb (a block of rows, or the whole
+    // sequence) and oo (one output panel), where the producers are computed.
+    auto tile_out = [&](Stage st, int rows, const Expr &rows_per_block, bool parallel) {
+        st.split(o, oo, oi, gen::kPanelWidth, TailStrategy::GuardWithIf)
+            .split(t, tq, tqi, rows_per_block, TailStrategy::ShiftInwards)
+            .split(tqi, mo, mi, rows, rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto)
+            .reorder(oi, mi, oo, mo, tq, b)
+            .fuse(tq, b, tqb)
+            .vectorize(oi, k.vector)
+            .unroll(mi);
+        if (parallel) st.parallel(tqb);
+    };
+    tile_out(out.specialize(queries >= R && work >= k.parallel_min_work), R, block_rows, true);
+    tile_out(out.specialize(queries >= R), R, block_rows, false);
+    if (Rs > 1) tile_out(out.specialize(queries >= Rs), Rs, queries, false);
+    tile_out(out, 1, queries, false);
+
+    Func acc = p.o_proj.acc;
+    acc.compute_at(out, oo)
+        .bound_extent(arg(acc, 0), gen::kPanelWidth)
+        .vectorize(arg(acc, 0), k.vector)
+        .unroll(arg(acc, 0))
+        .unroll(arg(acc, 1));
+    acc.update()
+        .reorder(arg(acc, 0), arg(acc, 1), p.o_proj.r.x)
+        .vectorize(arg(acc, 0), k.vector)
+        .unroll(arg(acc, 0))
+        .unroll(arg(acc, 1));
     if (p.static_value_dim == 0) {
-        p.context_flat.compute_at(out, l.mo).vectorize(arg(p.context_flat, 0), k.vector,
-                                                       TailStrategy::GuardWithIf);
+        p.context_flat.compute_at(out, tqb).vectorize(arg(p.context_flat, 0), k.vector,
+                                                      TailStrategy::GuardWithIf);
     }
-
-    Func ctx = p.combine.context;
-    Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);
-    ctx.compute_at(out, l.mo).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
-    ctx.update()
-        .reorder(cg, ct, p.combine.r.x, cn)
-        .vectorize(cg, k.vector, TailStrategy::GuardWithIf);
-
-    gen::MaskedSoftmax sm = p.softmax;
-    sm.row_max.compute_at(ctx, cn);
-    sm.row_sum.compute_at(ctx, cn);
-    sm.exp_shifted.compute_at(ctx, cn).vectorize(arg(sm.exp_shifted, 0), k.vector,
-                                                 TailStrategy::GuardWithIf);
-
-    // K transposed once per batch so the logits vectorize over keys.
-    Func dot = p.logits.dot;
-    Func k_t = p.k.in(dot);
-    k_t.compute_at(out, arg(out, 2))
-        .reorder_storage(arg(k_t, 2), arg(k_t, 0), arg(k_t, 1), arg(k_t, 3))
-        .reorder(arg(k_t, 2), arg(k_t, 0), arg(k_t, 1), arg(k_t, 3))
-        .vectorize(arg(k_t, 2), k.vector, TailStrategy::GuardWithIf);
-    dot.compute_at(ctx, cn).vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
-    dot.update()
-        .reorder(arg(dot, 0), arg(dot, 1), p.logits.r.x)
-        .vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
+    schedule_attention_block(p, k, LoopLevel(out, tqb), queries);
 }
 
 }  // namespace mhac::sched

@@ -123,19 +123,31 @@ void gpu_schedule_combine(CombinePipeline &p, const Target &target) {
     gpu_tile_func(ctx, k, {p.combine.r.x});
 }
 
+int gpu_fused_key_block(const Target &) {
+    return 64;  // untuned: one warp-multiple of keys per block
+}
+
 void gpu_schedule_fused(FusedPipeline &p, const Target &target) {
-    // The fused pipeline on the GPU materializes each stage (logits
-    // included) in device memory; a flash-style single kernel is future work.
+    // The fused pipeline on the GPU materializes each stage of the key-block
+    // attention in device memory (one kernel each); a single flash kernel
+    // with shared-memory tiles is future work.
     const GpuKnobs k = knobs_for(target);
     for (gen::Projection *proj : {&p.q_proj, &p.k_proj, &p.v_proj}) {
         proj->out.compute_root();
         gpu_gemm(proj->out, *proj, 0, k);
     }
-    gpu_tile_func(p.logits.dot, k, {p.logits.r.x});
-    gpu_tile_func(p.softmax.row_max, k, {p.softmax.r.x});
-    gpu_tile_func(p.softmax.row_sum, k, {p.softmax.r.x});
-    gpu_tile_func(p.softmax.exp_shifted, k);
-    gpu_tile_func(p.combine.context, k, {p.combine.r.x});
+    gen::FlashAttention &a = p.attn;
+    gpu_tile_func(a.k_blocked, k);
+    gpu_tile_func(a.dot, k, {a.r_h});
+    gpu_tile_func(a.block_max, k, {a.r_si});
+    gpu_tile_func(a.block_exp, k);
+    gpu_tile_func(a.block_sum, k, {a.r_si});
+    gpu_tile_func(a.block_pv, k, {a.r_si});
+    gpu_tile_func(a.block_out, k);
+    gpu_tile_func(a.row_max, k, {a.r_kb});
+    gpu_tile_func(a.weight, k);
+    gpu_tile_func(a.merged, k, {a.r_kb});
+    gpu_tile_func(a.context, k);
     gpu_gemm(p.output, p.o_proj, 0, k);
 }
 
