@@ -242,9 +242,11 @@ public:
 
     void generate() {
         MaskKind kind = mask_kind_param(mask_kind);
-        Expr heads = extent_or(num_heads, query_bias.dim(1).extent());
-        Expr h_dim = extent_or(key_dim, query_bias.dim(0).extent());
-        Expr hv_dim = extent_or(value_dim, value_bias.dim(0).extent());
+        // The runtime rejects zero heads and head dims; telling Halide they are
+        // positive keeps the generic kernel's bounds (n * H + h) tight.
+        Expr heads = extent_or(num_heads, max(query_bias.dim(1).extent(), 1));
+        Expr h_dim = extent_or(key_dim, max(query_bias.dim(0).extent(), 1));
+        Expr hv_dim = extent_or(value_dim, max(value_bias.dim(0).extent(), 1));
         Expr eq = extent_or(query_features, query.dim(0).extent());
         Expr ek = extent_or(key_features, key.dim(0).extent());
         Expr ev = extent_or(value_features, value.dim(0).extent());
@@ -282,6 +284,8 @@ public:
         p_.static_key_dim = key_dim;
         p_.static_value_dim = value_dim;
         p_.static_heads = num_heads;
+        p_.heads = heads;
+        p_.value_dim = hv_dim;
 
         // Shape contract, checked by Halide on every call.
         pin_dim(query, 0, query_features);

@@ -128,6 +128,7 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
                                const Expr &value_dim, const Expr &scale, int key_block) {
     Var si("si"), h("h"), kb("kb"), t("t"), n("n"), b("b"), g("g"), c("c");
     FlashAttention f{Func("k_blocked"),
+                     Func("v_blocked"),
                      Func("dot"),
                      Func("logits"),
                      Func("block_max"),
@@ -155,6 +156,7 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     Expr key_clamped = min(key, keys - 1);
 
     f.k_blocked(si, h, kb, n, b) = k(h, n, key_clamped, b);
+    f.v_blocked(g, si, kb, n, b) = v(g, n, key_clamped, b);
     f.dot(si, kb, t, n, b) = 0.0f;
     f.dot(si, kb, t, n, b) += q(f.r_h, n, t, b) * f.k_blocked(si, f.r_h, kb, n, b);
     Expr logit = f.dot(si, kb, t, n, b) * scale;
@@ -170,7 +172,7 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     f.block_sum(kb, t, n, b) += f.block_exp(f.r_si, kb, t, n, b);
     f.block_pv(g, kb, t, n, b) = 0.0f;
     f.block_pv(g, kb, t, n, b) +=
-        f.block_exp(f.r_si, kb, t, n, b) * v(g, n, min(kb * key_block + f.r_si, keys - 1), b);
+        f.block_exp(f.r_si, kb, t, n, b) * f.v_blocked(g, f.r_si, kb, n, b);
     f.block_out(c, kb, t, n, b) =
         select(c < value_dim, f.block_pv(min(c, value_dim - 1), kb, t, n, b), c == value_dim,
                f.block_sum(kb, t, n, b), f.block_max(kb, t, n, b));

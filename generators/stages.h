@@ -84,6 +84,7 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys);
 // S in the last block get a logit below the fill, so they weigh 0.
 struct FlashAttention {
     Func k_blocked;  // (si, h, kb, n, b): key kb * key_block + si, clamped to S - 1
+    Func v_blocked;  // (g, si, kb, n, b): value row kb * key_block + si, clamped
     Func dot;        // (si, kb, t, n, b): the head-dim reduction q . k
     Func logits;     // (si, kb, t, n, b): scaled, masked, padded
     Func block_max;  // (kb, t, n, b)

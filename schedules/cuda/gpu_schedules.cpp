@@ -138,6 +138,7 @@ void gpu_schedule_fused(FusedPipeline &p, const Target &target) {
     }
     gen::FlashAttention &a = p.attn;
     gpu_tile_func(a.k_blocked, k);
+    gpu_tile_func(a.v_blocked, k);
     gpu_tile_func(a.dot, k, {a.r_h});
     gpu_tile_func(a.block_max, k, {a.r_si});
     gpu_tile_func(a.block_exp, k);
