@@ -19,6 +19,14 @@
 //   (2 vectors x the row block, reduction inside) instead of accumulating in
 //   L1: bert_base prefill_b1 6.14 -> 6.95 ms, seq512 39.6 -> 42.2 ms, vit
 //   11.4 -> 12.5 ms; generic mixed (prefill 20.1 -> 17.8, seq512 91.9 -> 109).
+//   That core kept all S logits of a row block; the flash core below (key
+//   blocks, K and V staged per block) register-tiles both products and wins.
+// - Flash core (2-core AMD EPYC, AVX2, 2026-12-01, the fused kernel alone in
+//   a side-by-side timer, 2 threads, same run): long 1,4096,4096,512,8,64 on
+//   the generic kernel 8.8 s -> 0.65 s (1 thread 1.23 s); bert_base seq512
+//   48.7 -> 30.5 ms, vit 14.0 -> 10.9, prefill_b1 7.95 -> 7.19, b8 60.3 ->
+//   49.6; the generic kernel at 1.0-1.1x the bert_base row on those shapes.
+//   T = S = 8192 (E=512, N=8) peaks at 153 MB RSS in `mhac bench`.
 #include "schedules.h"
 
 namespace mhac::sched {
@@ -36,13 +44,22 @@ struct CpuKnobs {
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
     int parallel_min_work;
-    int key_block;    // keys per flash-attention block
-    int query_block;  // query rows per attention block (rounded to gemm_rows)
+    // Keys per flash-attention block: 128 keeps a block's K and V (2 x 32 KB
+    // at H = 64) in L2 next to the block's logits. Same run, generic, 2
+    // threads: 64 keys long 0.54 -> 0.77 s, prefill_b1 6.2 -> 6.7 ms; 256 keys
+    // prefill_b1 7.7 ms, seq512 28.3 -> 30.7 ms, long unchanged (0.53 s).
+    int key_block;
+    // Query rows per attention block (rounded to gemm_rows, blocks near-equal):
+    // every K/V block is read once per query block. Same run: 96 rows took
+    // long from 0.54 to 0.45 s (24 rows: 0.67 s) with BERT shapes within
+    // noise (prefill_b1 6.2 -> 6.4 ms, vit 11.0 -> 11.5, seq512 28.3 -> 31.4
+    // median but 26.7 min); 144 and 192 measured only on a loaded machine.
+    int query_block;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 48};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
     if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
