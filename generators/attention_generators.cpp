@@ -41,6 +41,7 @@ public:
     GeneratorParam<bool> use_bias{"use_bias", true};
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};  // schedule knobs, 0 = the target's default
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
+    GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
     Input<Buffer<float, 3>> weights{"weights"};  // (ji, e, jo): packed kernel [E, J]
@@ -77,6 +78,7 @@ public:
         sched::ProjectionPipeline p{proj_, output, in_features, out_features};
         p.knobs.gemm_rows = gemm_rows;
         p.knobs.gemm_rows_short = gemm_rows_short;
+        p.knobs.gemm_k_block = gemm_k_block;
         sched::schedule_projection(p, get_target());
     }
 
@@ -224,6 +226,7 @@ public:
     GeneratorParam<int> query_block{"query_block", 0};
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
+    GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
 
     Input<Buffer<float, 3>> query{"query"};                  // (e, t, b) = Keras [B, T, Eq]
     Input<Buffer<float, 3>> key{"key"};                      // (e, s, b) = Keras [B, S, Ek]
@@ -271,7 +274,7 @@ public:
         p_.v = split_heads(p_.v_proj.out, hv_dim);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.knobs = {key_block, query_block, gemm_rows, gemm_rows_short};
+        p_.knobs = {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block};
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   sched::fused_key_block(get_target(), p_.knobs));
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);

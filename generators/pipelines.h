@@ -16,6 +16,7 @@ struct KnobOverrides {
     int query_block = 0;      // query rows per attention block (fused)
     int gemm_rows = 0;        // rows per GEMM register tile
     int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
+    int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
 };
 
 // The fused attention's key block for `target`: the algorithm is written

@@ -55,11 +55,12 @@ struct CpuKnobs {
     // noise (prefill_b1 6.2 -> 6.4 ms, vit 11.0 -> 11.5, seq512 28.3 -> 31.4
     // median but 26.7 min); 144 and 192 measured only on a loaded machine.
     int query_block;
+    int gemm_k_block;  // input features per GEMM pass over a panel; 0 = the whole row
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96, 0};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
     if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
@@ -67,6 +68,7 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
+    if (set.gemm_k_block >= 0) k.gemm_k_block = set.gemm_k_block;
     return k;
 }
 
@@ -126,6 +128,25 @@ GemmLoops schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Exp
 
     Var aj = arg(p.acc, 0), am = arg(p.acc, 1);
     RVar e = p.r.x;
+    if (order == PanelOrder::panels_outside_rows && k.gemm_k_block > 0) {
+        // K-blocked (BLIS's kc): a panel's accumulators for every row live
+        // in memory; each gemm_k_block slice of the panel stays in L1 while
+        // all row tiles pass it, each tile in registers within the slice.
+        Var amo("amo"), ami("ami");
+        RVar eo("eo"), ei("ei");
+        p.acc.compute_at(out, l.jo).bound_extent(aj, gen::kPanelWidth).vectorize(aj, k.vector);
+        auto kblock = [&](Stage st, int rows_per_tile) {
+            st.split(e, eo, ei, k.gemm_k_block, TailStrategy::GuardWithIf)
+                .split(am, amo, ami, rows_per_tile, TailStrategy::GuardWithIf)
+                .reorder(aj, ami, ei, amo, eo)
+                .vectorize(aj, k.vector)
+                .unroll(aj)
+                .unroll(ami);
+        };
+        kblock(p.acc.update().specialize(rows >= R), R);
+        kblock(p.acc.update(), 1);
+        return l;
+    }
     // One panel x one row block of accumulators, whichever loop is inner.
     p.acc.compute_at(out, order == PanelOrder::panels_outside_rows ? l.mo : l.jo)
         .bound_extent(aj, gen::kPanelWidth)
