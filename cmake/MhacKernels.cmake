@@ -26,6 +26,18 @@
 #   mhac_add_kernel_set_list(<name> FUNCTION <fn> SETS <set> ...)
 # creates the static library <name> linking every listed set, with
 # mhac/<name>.h declaring mhac::kernel_sets::<fn>(): all of them, in order.
+#
+#   mhac_add_halide_runtime(<name> TARGETS <halide target> ...)
+# is add_halide_runtime() (a Halide runtime several sets can share), unless
+# kernels are taken from another build (below).
+#
+# With MHAC_KERNELS_FROM=<build dir of the same sources> (the sanitizer
+# builds, docs/sanitizers.md) nothing is generated: the kernel libraries and
+# Halide runtimes are that build's, imported from the same place in its tree,
+# and only the registries are compiled here. Halide's objects are machine
+# code no sanitizer instruments, so these are the bytes this build would
+# have generated, without the generator runs. The plan must be that build's
+# (checked): build it first.
 include_guard(GLOBAL)
 
 # In the mhac build the generator target is mhac_generators; an installed
@@ -83,9 +95,42 @@ function(_mhac_run_planner _what)
   endif()
 endfunction()
 
+# The directory of MHAC_KERNELS_FROM that matches this one.
+function(_mhac_kernels_from_dir _out)
+  file(RELATIVE_PATH _rel ${CMAKE_BINARY_DIR} ${CMAKE_CURRENT_BINARY_DIR})
+  set(${_out} ${MHAC_KERNELS_FROM}/${_rel} PARENT_SCOPE)
+endfunction()
+
+# An imported static library of MHAC_KERNELS_FROM (lib<name>.a, its header
+# next to it).
+function(_mhac_import_kernel_lib _lib)
+  _mhac_kernels_from_dir(_dir)
+  add_library(${_lib} STATIC IMPORTED GLOBAL)
+  set_target_properties(${_lib} PROPERTIES IMPORTED_LOCATION ${_dir}/lib${_lib}.a
+                                           INTERFACE_INCLUDE_DIRECTORIES ${_dir})
+endfunction()
+
+function(mhac_add_halide_runtime _rt)
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "" "TARGETS")
+  if(NOT MHAC_KERNELS_FROM)
+    add_halide_runtime(${_rt} TARGETS ${ARG_TARGETS})
+    return()
+  endif()
+  _mhac_import_kernel_lib(${_rt})
+  # What add_halide_runtime() gives its users.
+  find_package(Threads REQUIRED)
+  set_target_properties(${_rt} PROPERTIES INTERFACE_LINK_LIBRARIES
+                                          "Halide::Runtime;Threads::Threads;${CMAKE_DL_LIBS}")
+endfunction()
+
 function(_mhac_kernel _lib _generator _targets _runtime)
   # Defines one Halide library once (CPU sets with the same rows share it).
   if(TARGET ${_lib})
+    return()
+  endif()
+  if(MHAC_KERNELS_FROM)
+    _mhac_import_kernel_lib(${_lib})
+    set_target_properties(${_lib} PROPERTIES INTERFACE_LINK_LIBRARIES ${_runtime})
     return()
   endif()
   # MHAC_EMIT_STMT=ON keeps Halide's lowered statement (HTML) and assembly
@@ -115,12 +160,22 @@ function(mhac_add_kernel_set _set)
   _mhac_run_planner("mhac_add_kernel_set(${_set})" set --name ${_set} --targets ${_targets_csv}
                     --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir})
   include(${_gen_dir}/${_set}_plan.cmake)
+  if(MHAC_KERNELS_FROM)
+    _mhac_kernels_from_dir(_from)
+    set(_from_plan ${_from}/${_set}_registry/${_set}_plan.cmake)
+    execute_process(COMMAND ${CMAKE_COMMAND} -E compare_files ${_gen_dir}/${_set}_plan.cmake
+                            ${_from_plan} RESULT_VARIABLE _differs)
+    if(_differs)
+      message(FATAL_ERROR "mhac_add_kernel_set(${_set}): ${_from_plan} is missing or plans "
+                          "other kernels than this build: configure and build ${MHAC_KERNELS_FROM} first")
+    endif()
+  endif()
 
   if(ARG_RUNTIME)
     set(_runtime ${ARG_RUNTIME})
   else()
     set(_runtime ${_set}_halide_runtime)
-    add_halide_runtime(${_runtime} TARGETS ${MHAC_PLAN_RUNTIME_TARGET})
+    mhac_add_halide_runtime(${_runtime} TARGETS ${MHAC_PLAN_RUNTIME_TARGET})
   endif()
   foreach(_lib IN LISTS MHAC_PLAN_KERNELS)
     _mhac_kernel(${_lib} ${MHAC_PLAN_${_lib}_GENERATOR} "${ARG_TARGETS}" ${_runtime}

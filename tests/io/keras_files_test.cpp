@@ -274,6 +274,86 @@ TEST_F(KerasFiles, Keras3LegacyWholeModelH5) {
     expect_weights(l, kBasic, 0);
 }
 
+// legacy_keras3.h5 keeps its variable-length strings (keras_version,
+// layer_names, weight_names, ...) in one global heap collection at address
+// 2048; libhdf5 1.10.8 trusts its sizes and indices, and the field sizes of
+// attribute messages (h5_checks.h). Each case damages one of them: the load
+// must fail with an Error naming the attribute or object and the problem,
+// before libhdf5 decodes it.
+std::string little_endian(uint64_t v, int bytes) {
+    std::string out;
+    for (int i = 0; i < bytes; i++) out += static_cast<char>((v >> (8 * i)) & 0xff);
+    return out;
+}
+// A string element as stored: length, heap collection address, object index.
+std::string heap_id(uint32_t length, uint64_t collection, uint32_t index) {
+    return little_endian(length, 4) + little_endian(collection, 8) + little_endian(index, 4);
+}
+// A heap object's header: index, reference count, reserved, size.
+std::string heap_object(uint16_t index, uint64_t size) {
+    return little_endian(index, 2) + little_endian(0, 6) + little_endian(size, 8);
+}
+
+class DamagedLegacyH5 : public KerasFiles {
+protected:
+    // The error of loading legacy_keras3.h5 with `from` (found exactly once)
+    // replaced by `to`.
+    std::string load_with(const std::string &from, const std::string &to) {
+        std::ifstream in(data("legacy_keras3.h5"), std::ios::binary);
+        std::string bytes((std::istreambuf_iterator<char>(in)), {});
+        const size_t at = bytes.find(from);
+        EXPECT_NE(at, std::string::npos);
+        EXPECT_EQ(bytes.find(from, at + 1), std::string::npos);
+        if (at == std::string::npos) return "";
+        bytes.replace(at, from.size(), to);
+        const std::string file = write("damaged.h5", bytes);
+        return error_of([&] { load_weights_with_config(file, data("basic.config.json")); });
+    }
+};
+
+TEST_F(DamagedLegacyH5, ObjectRunningPastItsCollection) {
+    // The fuzzer's find (tests/fuzz/regressions/keras_weights/
+    // hdf5_vlen_string_overflow.h5): libhdf5 1.10.8 memcpys this size.
+    const std::string e = load_with(heap_object(3, 1756), heap_object(3, 0x6321646c6f776421));
+    EXPECT_CONTAINS(
+        e, "damaged.h5: attribute 'layer_names' of /model_weights (variable-length strings)");
+    EXPECT_CONTAINS(e, "global heap object 3 claims 7143100900875658273 bytes");
+}
+
+TEST_F(DamagedLegacyH5, StringShorterThanItsHeapObject) {
+    // libhdf5 1.10.8 copies the object's 17 bytes into a 3-byte buffer.
+    const std::string e = load_with(heap_id(17, 2048, 9), heap_id(3, 2048, 9));
+    EXPECT_CONTAINS(e, "attribute 'weight_names' of /model_weights/attn");
+    EXPECT_CONTAINS(e, "is 3 bytes long but its heap object holds 17");
+}
+
+TEST_F(DamagedLegacyH5, IndexTheCollectionDoesNotHold) {
+    const std::string e = load_with(heap_id(4, 2048, 4), heap_id(4, 2048, 40000));
+    EXPECT_CONTAINS(e, "names global heap object 40000, which its collection does not hold");
+}
+
+TEST_F(DamagedLegacyH5, AddressThatIsNoCollection) {
+    const std::string e = load_with(heap_id(4, 2048, 4), heap_id(4, 2056, 4));
+    EXPECT_CONTAINS(e, "global heap collection is missing or damaged");
+}
+
+TEST_F(DamagedLegacyH5, CollectionLargerThanTheFile) {
+    const std::string e = load_with("GCOL\x01" + std::string(3, '\0') + little_endian(4096, 8),
+                                    "GCOL\x01" + std::string(3, '\0') + little_endian(1 << 30, 8));
+    EXPECT_CONTAINS(e, "a global heap collection claims 1073741824 bytes");
+}
+
+TEST_F(DamagedLegacyH5, AttributeMessageFieldPastItsEnd) {
+    // The fuzzer's find (regressions/keras_weights/hdf5_attribute_field_overflow.h5):
+    // weight_names of model_weights/attn with a dataspace of 59416 bytes.
+    const std::string message = std::string("\x01\x00\x0d\x00\x14\x00\x18", 7);
+    const std::string rest = std::string("weight_names\0\0\0\0\x19", 17);
+    const std::string e = load_with(message + '\0' + rest, message + '\xe8' + rest);
+    EXPECT_CONTAINS(e,
+                    "damaged.h5: the attributes of /model_weights/attn: attribute message 0 "
+                    "has fields past its end");
+}
+
 TEST_F(KerasFiles, ShapeMismatchNamesFileDatasetAndShapes) {
     const std::string config = write("c.json", R"({"name": "attn", "num_heads": 2, "key_dim": 4})");
     const std::string e =

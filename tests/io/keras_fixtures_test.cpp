@@ -39,8 +39,11 @@ TEST(KerasFixtures, EveryWeightFileMatchesItsNpyArrays) {
         for (const json &npy : w.at("npy"))
             expected.push_back(read_npy_floats((case_dir / npy.get<std::string>()).string()));
 
-        for (const auto &[kind, rel] : w.at("files").items()) {
-            const fs::path file = case_dir / rel.get<std::string>();
+        for (const auto &item : w.at("files").items()) {
+            // Not a structured binding: clang 14 (the sanitizer builds) cannot
+            // capture one in the lambda below.
+            const std::string kind = item.key();
+            const fs::path file = case_dir / item.value().get<std::string>();
             SCOPED_TRACE(case_dir.filename().string() + " " + kind + " " + file.string());
             // An archive carries its own config; the other files go with this case's.
             auto load = [&] {

@@ -5,10 +5,12 @@
 #include <H5LTpublic.h>
 
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <utility>
 
 #include "checked_math.h"
+#include "h5_checks.h"
 #include "input_file.h"
 
 namespace mhac::io::detail {
@@ -46,7 +48,10 @@ herr_t collect(hid_t, const char *name, const H5O_info_t *info, void *op_data) {
 
 // Reads every element of a string attribute (fixed or variable length); an
 // attribute claiming more bytes than the file has (`limit`) reads as absent.
-std::optional<std::vector<std::string>> read_strings(hid_t attr, uint64_t limit) {
+// `check_vlen` runs before libhdf5 reads variable-length strings
+// (h5_checks.h: it throws when they are damaged).
+std::optional<std::vector<std::string>> read_strings(hid_t attr, uint64_t limit,
+                                                     const std::function<void()> &check_vlen) {
     Handle type(H5Aget_type(attr), H5Tclose);
     if (!type.ok() || H5Tget_class(type.get()) != H5T_STRING) return std::nullopt;
     Handle space(H5Aget_space(attr), H5Sclose);
@@ -60,6 +65,7 @@ std::optional<std::vector<std::string>> read_strings(hid_t attr, uint64_t limit)
     Handle mem(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_cset(mem.get(), H5Tget_cset(type.get()));
     if (H5Tis_variable_str(type.get()) > 0) {
+        check_vlen();
         H5Tset_size(mem.get(), H5T_VARIABLE);
         std::vector<char *> ptrs(static_cast<size_t>(n), nullptr);
         if (H5Aread(attr, mem.get(), ptrs.data()) < 0) return std::nullopt;
@@ -148,12 +154,13 @@ void H5File::index() {
 std::optional<std::string> H5File::string_attr(const std::string &path,
                                                const std::string &name) const {
     H5Quiet quiet;
+    check_attributes(path);
     if (H5Aexists_by_name(id_, h5_path(path).c_str(), name.c_str(), H5P_DEFAULT) <= 0)
         return std::nullopt;
     Handle attr(H5Aopen_by_name(id_, h5_path(path).c_str(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT),
                 H5Aclose);
     if (!attr.ok()) return std::nullopt;
-    auto strings = read_strings(attr.get(), size_);
+    auto strings = read_strings(attr.get(), size_, [&] { check_vlen(path, name); });
     if (!strings || strings->size() != 1) return std::nullopt;
     return strings->front();
 }
@@ -161,6 +168,7 @@ std::optional<std::string> H5File::string_attr(const std::string &path,
 std::optional<std::vector<std::string>> H5File::string_list_attr(const std::string &path,
                                                                  const std::string &name) const {
     H5Quiet quiet;
+    check_attributes(path);
     auto read_one = [&](const std::string &attr_name) -> std::optional<std::vector<std::string>> {
         if (H5Aexists_by_name(id_, h5_path(path).c_str(), attr_name.c_str(), H5P_DEFAULT) <= 0)
             return std::nullopt;
@@ -168,7 +176,8 @@ std::optional<std::vector<std::string>> H5File::string_list_attr(const std::stri
                                     H5P_DEFAULT),
                     H5Aclose);
         if (!attr.ok()) return std::nullopt;
-        if (auto strings = read_strings(attr.get(), size_)) return strings;
+        if (auto strings = read_strings(attr.get(), size_, [&] { check_vlen(path, attr_name); }))
+            return strings;
         // tf-keras writes np.asarray([]) (float64, no elements) for no names.
         Handle space(H5Aget_space(attr.get()), H5Sclose);
         if (H5Sget_simple_extent_npoints(space.get()) == 0) return std::vector<std::string>{};
@@ -183,6 +192,22 @@ std::optional<std::vector<std::string>> H5File::string_list_attr(const std::stri
         chunks->insert(chunks->end(), chunk->begin(), chunk->end());
     }
     return chunks;
+}
+
+void H5File::check_attributes(const std::string &path) const {
+    // An object the tree does not hold has no attributes for libhdf5 to decode.
+    if (!has_group(path) && !has_dataset(path)) return;
+    const std::string bad = detail::check_attributes(id_, size_, h5_path(path));
+    if (!bad.empty())
+        throw Error(label_ + ": the attributes of " + h5_path(path) + ": " + bad +
+                    " (file damaged?)");
+}
+
+void H5File::check_vlen(const std::string &path, const std::string &name) const {
+    const std::string bad = check_vlen_string_attr(id_, size_, h5_path(path), name);
+    if (!bad.empty())
+        throw Error(label_ + ": attribute '" + name + "' of " + h5_path(path) +
+                    " (variable-length strings): " + bad + " (file damaged?)");
 }
 
 Shape H5File::dataset_shape(const std::string &path) const {

@@ -47,7 +47,8 @@ public:
     const std::set<std::string> &groups() const { return groups_; }
 
     // A string attribute of the object at `path` (fixed or variable length);
-    // nullopt when absent or not a string.
+    // nullopt when absent or not a string; an Error when the object's
+    // attributes or the attribute's variable-length strings are damaged.
     std::optional<std::string> string_attr(const std::string &path, const std::string &name) const;
     // A string-array attribute, also in tf-keras's chunked form (name0,
     // name1, ...); an empty non-string array (np.asarray([])) reads as empty.
@@ -75,6 +76,11 @@ public:
 private:
     H5File(hid_t id, std::string label);
     void index();
+    // Throw when the attribute messages of `path`, or the variable-length
+    // strings of its attribute `name`, are damaged: checked before libhdf5
+    // decodes them (h5_checks.h).
+    void check_attributes(const std::string &path) const;
+    void check_vlen(const std::string &path, const std::string &name) const;
 
     hid_t id_ = -1;
     std::string label_;

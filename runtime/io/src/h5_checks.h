@@ -1,0 +1,39 @@
+// Checks of HDF5 structures that Debian 12's libhdf5 1.10.8 trusts, made
+// from the file's bytes before libhdf5 decodes them. On a corrupt file it
+// memcpys what the file claims:
+// - H5HG_read copies the size a global heap object claims into a buffer
+//   sized by the variable-length string's stored length, and trusts the
+//   object's index and the collection's layout
+//   (tests/fuzz/regressions/keras_weights/hdf5_vlen_string_overflow.h5);
+// - decoding an attribute message (H5Aexists_by_name and H5Aopen_by_name
+//   decode all of an object's attributes) reads the name, datatype and
+//   dataspace at the sizes the message claims and copies elements x
+//   datatype size bytes of data, without checking the message holds them
+//   (tests/fuzz/regressions/keras_weights/hdf5_attribute_field_overflow.h5:
+//   a dataspace size of 59416 bytes).
+// Newer HDF5 checks some of this; mhac does it itself, bounded, for every
+// version. Both read the object's header (its attribute messages) through
+// HDF5's own sec2 or core driver handle, and, for strings, the global heap
+// collections they name; nothing else.
+#pragma once
+
+#include <hdf5.h>
+
+#include <string>
+
+namespace mhac::io::detail {
+
+// Empty when every attribute message in the header of the object at `path`
+// holds the data its datatype and dataspace claim; otherwise what is wrong.
+// Attributes in dense storage (a fractal heap) are not seen.
+std::string check_attributes(hid_t file, uint64_t file_size, const std::string &path);
+
+// Empty when every element of attribute `name` of the object at `path` is
+// a null string or a string whose heap object exists, lies inside a
+// well-formed global heap collection of the file and is exactly the
+// string's length; otherwise what is wrong (also when the attribute is in
+// dense or shared storage, which this does not read).
+std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::string &path,
+                                   const std::string &name);
+
+}  // namespace mhac::io::detail
