@@ -55,7 +55,12 @@ struct CpuKnobs {
     // noise (prefill_b1 6.2 -> 6.4 ms, vit 11.0 -> 11.5, seq512 28.3 -> 31.4
     // median but 26.7 min); 144 and 192 measured only on a loaded machine.
     int query_block;
-    int gemm_k_block;  // input features per GEMM pass over a panel; 0 = the whole row
+    // Input features per GEMM pass over a panel (BLIS's kc); 0 = the whole
+    // row. Rejected as a default (quiet EPYC, bert_base fused, 1 thread, same
+    // run): 256 took prefill_b1 from 13.6 to 14.9 ms and b8 from 102 to 112
+    // ms (128: 15.0 and 114); the accumulators' memory round trips cost more
+    // than the L1-resident panel slice saves. Kept as a knob for the tuner.
+    int gemm_k_block;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
