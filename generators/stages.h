@@ -51,8 +51,9 @@ Logits attention_logits(const Func &q, const Func &k, const Expr &key_dim, const
                         KerasPath path);
 
 // allowed(s, t, n, b): whether query t of head n may attend to key s.
-// `mask` is read only for MaskKind::dense; its extents (mask_heads,
-// mask_batch) may be 1 to broadcast, as Keras's attention_mask does.
+// `mask` is read only for MaskKind::dense, at rows clamped to mask_rows; its
+// extents (mask_heads, mask_batch) may be 1 to broadcast, as Keras's
+// attention_mask does.
 Func attention_allowed(MaskKind kind, const Func &mask, const Expr &mask_rows,
                        const Expr &mask_heads, const Expr &mask_batch);
 
