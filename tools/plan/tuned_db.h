@@ -1,0 +1,93 @@
+// The tuned-schedule database (schedules/tuned/, docs/tuning.md): what
+// `mhac tune` writes and what the kernel planner reads to compile tuned
+// kernels. One JSON file per Halide target, <db>/<target>.json, each a list
+// of entries. An entry is keyed by (generator, kernel parameters, target,
+// bucket) and is only used when its source hash and Halide version are
+// those of the build. Plain C++17 + nlohmann-json (header only): the planner
+// is compiled at configure time.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mhac::tuned {
+
+class DbError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// One measured shape of an entry: the winner's and the hand default's median
+// time per call and their spread ((max - min) / median of the repetitions),
+// measured interleaved in one run.
+struct Timing {
+    int batch = 1, queries = 0, keys = 0;  // B, T, S
+    int threads = 0;                       // Halide threads the timing used
+    double tuned_ms = 0, default_ms = 0;
+    double tuned_spread = 0, default_spread = 0;
+};
+
+struct Entry {
+    // --- key ---
+    std::string generator;                   // e.g. mhac_fused
+    std::string config;                      // the table row's name, e.g. bert_base
+    std::vector<std::string> kernel_params;  // structural key=value params, sorted (no knobs)
+    std::string target;                      // canonical Halide target (canonical_target)
+    std::string bucket = "all";              // shape bucket the knobs are for
+    std::string source_hash;                 // of the algorithm and schedule sources
+    std::string halide_version;              // e.g. 21.0.0
+    // --- value ---
+    std::vector<std::string> knobs;  // key=value knob settings; empty = the hand defaults won
+    std::string found_by;            // "default", "knob search", ...
+    std::vector<Timing> timings;
+    std::string cpu;  // lscpu model name
+    int cores = 0;
+    std::string date;          // UTC, ISO 8601
+    double budget_s = 0;       // the run's stated budget
+    double spent_s = 0;        // wall clock it used
+    int candidates = 0;        // candidates measured (all runs of this key)
+    int rejected = 0;          // of those, wrong results or failed compiles
+};
+
+struct Database {
+    std::vector<Entry> entries;
+};
+
+// arch-bits-os followed by the features sorted, without the ones that do not
+// change generated code's ISA (no_runtime): the one spelling entries and
+// lookups compare.
+std::string canonical_target(const std::string &target);
+
+// Reads every <dir>/*.json (a missing dir is an empty database). Throws
+// DbError naming the file for malformed JSON or entries.
+Database load_dir(const std::string &dir);
+Database load_file(const std::string &path);
+
+// Writes `db` as one file per target under `dir` (sorted, 2-space indented,
+// stable order so diffs are reviewable); files are rewritten only if their
+// text changes.
+void save_dir(const Database &db, const std::string &dir);
+
+// True when a and b have the same key (generator, kernel_params, target,
+// bucket; source hash and Halide version included).
+bool same_key(const Entry &a, const Entry &b);
+
+// Adds `e`, replacing an entry with the same key.
+void upsert(Database &db, Entry e);
+
+// Combines databases (shards of a sweep): for equal keys the newer date wins.
+Database merge(const std::vector<Database> &dbs);
+
+// What the build does with a kernel: per ladder target, the entry it uses.
+struct Lookup {
+    std::string tuned_param;            // value for the generators' `tuned` GeneratorParam; "" = none
+    std::vector<const Entry *> used;    // one per ladder target, nullptr = hand defaults
+    std::vector<std::string> warnings;  // stale entries (hash / Halide version), one line each
+};
+Lookup lookup(const Database &db, const std::string &generator,
+              const std::vector<std::string> &kernel_params,
+              const std::vector<std::string> &ladder, const std::string &source_hash,
+              const std::string &halide_version);
+
+}  // namespace mhac::tuned
