@@ -23,6 +23,20 @@ namespace mhac::cli {
 
 namespace fs = std::filesystem;
 
+std::string generator_path() {
+    if (const char *env = std::getenv("MHAC_GENERATOR")) return env;
+    std::error_code ec;
+    fs::path self = fs::canonical("/proc/self/exe", ec);
+    if (!ec) {
+        fs::path installed = self.parent_path() / ".." / "libexec" / "mhac" / "mhac_generators";
+        if (fs::exists(installed)) return installed.string();
+    }
+#ifdef MHAC_BUILD_GENERATOR
+    if (fs::exists(MHAC_BUILD_GENERATOR)) return MHAC_BUILD_GENERATOR;
+#endif
+    throw Error("mhac's generator executable was not found; set MHAC_GENERATOR");
+}
+
 namespace {
 
 const char *kUsage =
@@ -39,20 +53,6 @@ const char *kUsage =
     "  --plan-only: write the registry, the header and manifest.json, run no generator\n"
     "  targets: a Halide multi-target ladder, best first, e.g.\n"
     "           x86-64-linux-avx2-fma-f16c,x86-64-linux-sse41\n";
-
-std::string generator_path() {
-    if (const char *env = std::getenv("MHAC_GENERATOR")) return env;
-    std::error_code ec;
-    fs::path self = fs::canonical("/proc/self/exe", ec);
-    if (!ec) {
-        fs::path installed = self.parent_path() / ".." / "libexec" / "mhac" / "mhac_generators";
-        if (fs::exists(installed)) return installed.string();
-    }
-#ifdef MHAC_BUILD_GENERATOR
-    if (fs::exists(MHAC_BUILD_GENERATOR)) return MHAC_BUILD_GENERATOR;
-#endif
-    throw Error("mhac's generator executable was not found; set MHAC_GENERATOR");
-}
 
 int wait_for(pid_t pid) {
     int status = 0;
@@ -98,17 +98,17 @@ plan::ConfigRow parse_config(const nlohmann::json &j) {
     return c;
 }
 
-// The plan of a configuration file: cfg.json, or a table of rows in the
-// format of mhac_add_kernel_set() (any other file), one row per line.
-plan::KernelPlan load_plan(const std::string &config_path, const std::string &targets,
-                           std::string set_name) {
+}  // namespace
+
+std::vector<plan::ConfigRow> load_config_rows(const std::string &config_path,
+                                              std::string *set_name) {
     std::ifstream in(config_path);
     if (!in) throw Error("cannot read " + config_path);
     std::vector<plan::ConfigRow> configs;
     try {
         if (fs::path(config_path).extension() == ".json") {
             nlohmann::json cfg = nlohmann::json::parse(in);
-            if (set_name.empty()) set_name = cfg.value("name", "generated_set");
+            if (set_name && set_name->empty()) *set_name = cfg.value("name", "generated_set");
             for (const auto &c : cfg.at("configs")) configs.push_back(parse_config(c));
         } else {
             for (std::string line; std::getline(in, line);) {
@@ -116,10 +116,24 @@ plan::KernelPlan load_plan(const std::string &config_path, const std::string &ta
                     configs.push_back(plan::parse_row(line));
             }
         }
-        if (set_name.empty()) set_name = "generated_set";
-        return plan::plan_kernel_set(set_name, plan::split_list(targets, ','), configs);
     } catch (const nlohmann::json::exception &e) {
         throw Error(config_path + ": not a valid configuration: " + e.what());
+    } catch (const plan::PlanError &e) {
+        throw Error(config_path + ": " + e.what());
+    }
+    return configs;
+}
+
+namespace {
+
+// The plan of a configuration file: cfg.json, or a table of rows in the
+// format of mhac_add_kernel_set() (any other file), one row per line.
+plan::KernelPlan load_plan(const std::string &config_path, const std::string &targets,
+                           std::string set_name) {
+    std::vector<plan::ConfigRow> configs = load_config_rows(config_path, &set_name);
+    if (set_name.empty()) set_name = "generated_set";
+    try {
+        return plan::plan_kernel_set(set_name, plan::split_list(targets, ','), configs);
     } catch (const plan::PlanError &e) {
         throw Error(config_path + ": " + e.what());
     }

@@ -1,10 +1,21 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "kernel_plan.h"
 
 namespace mhac::cli {
 // `mhac generate ARGS...`: argv holds the arguments after "generate".
 int generate_command(int argc, char **argv);
 // `mhac inspect DIR` for a directory written by `mhac generate`.
 int inspect_generated(const std::string &dir);
+
+// mhac's generator executable: MHAC_GENERATOR, else the installed one
+// (../libexec/mhac), else the build tree's. Throws Error when none exists.
+std::string generator_path();
+// The rows of a configuration file: cfg.json (whose "name" goes to
+// *set_name when that is empty) or a table of mhac_add_kernel_set() rows.
+std::vector<plan::ConfigRow> load_config_rows(const std::string &config_path,
+                                              std::string *set_name = nullptr);
 }  // namespace mhac::cli

@@ -3,6 +3,7 @@
 //   mhac run ...           one Keras layer call from files (mhac run --help)
 //   mhac bench ...         time one layer call, seeded or from .npy files (mhac bench --help)
 //   mhac generate ...      kernels + registry for builds without CMake (mhac generate --help)
+//   mhac tune ...          search schedule knobs on this machine, write the tuned database
 //   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration)
 #include <algorithm>
 #include <chrono>
@@ -22,6 +23,7 @@
 #include "bench_command.h"
 #include "generate_command.h"
 #include "run_command.h"
+#include "tune_command.h"
 #endif
 
 namespace {
@@ -173,6 +175,7 @@ int main(int argc, char **argv) {
             "       mhac run ... (see mhac run --help)\n"
             "       mhac bench ... (see mhac bench --help)\n"
             "       mhac generate --config cfg.json --targets T1,T2 -o DIR\n"
+            "       mhac tune ... (see mhac tune --help; mhac tune merge -o DIR IN...)\n"
             "       mhac inspect [DIR]\n");
         return argc < 2 ? 2 : 0;
     }
@@ -183,6 +186,8 @@ int main(int argc, char **argv) {
         if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
         if (cmd == "generate") return mhac::cli::generate_command(argc - 2, argv + 2);
         if (cmd == "bench") return mhac::cli::bench_command(argc - 2, argv + 2);
+        if (cmd == "tune") return mhac::cli::tune_command(argc - 2, argv + 2);
+        if (cmd == "tune-worker") return mhac::cli::tune_worker_command(argc - 2, argv + 2);
 #endif
         if (cmd == "inspect" || cmd == "variants") return inspect(argc - 2, argv + 2);
     } catch (const std::exception &e) {
