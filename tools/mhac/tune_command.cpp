@@ -250,6 +250,14 @@ std::optional<std::string> file_hash(const fs::path &p) {
     return hex(fnv1a(ss.str()));
 }
 
+std::string stamp_of(const std::string &path) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    const auto time = fs::last_write_time(path, ec).time_since_epoch().count();
+    return std::string(MHAC_SCHEDULE_SOURCE_HASH) + " " + std::to_string(size) + " " +
+           std::to_string(time);
+}
+
 // ------------------------------------------------------------- processes --
 
 // A child in its own process group (so a terminal's Ctrl-C reaches only
@@ -374,6 +382,8 @@ std::vector<Timing> timings_from(const json &a) {
 struct Options {
     std::string config = "tiny";
     std::string kernels = "fused";
+    std::string masks;   // empty: every mask kind the row compiles
+    std::string report;  // markdown file the results are appended to
     std::string target = "host";
     std::string shapes;
     std::string budget = "20m";
@@ -501,6 +511,7 @@ public:
           budget_s_(parse_duration(o_.budget)),
           progress_(budget_s_, start_),
           generator_(generator_path()),
+          generator_stamp_(stamp_of(generator_)),
           rng_(o_.seed) {}
 
     // Returns the process exit status.
@@ -598,6 +609,17 @@ private:
         std::vector<Timing> final_timings;
         std::string found_by = "hand defaults (nothing measured beat them)";
         Knobs winner;
+        if (!best && !g_interrupted) {
+            // Nothing passed (or nothing fit the budget): the hand defaults
+            // stay, timed against themselves for the entry.
+            Candidate self = *base_;
+            if (run_worker(self, o_.seconds_per_shape, budget_s_ + 10)) {
+                report(job, {}, self.timings);
+                write_entry(job, {}, "hand defaults (no candidate passed and was measured)",
+                            self.timings);
+                return 0;
+            }
+        }
         if (!best) {
             progress_.log(job.label + ": no candidate measured; no entry written");
             return g_interrupted ? 0 : 1;
@@ -660,6 +682,55 @@ private:
             if (c.autoscheduler.empty() || c.status != "measured") continue;
             progress_.log("  twin " + c.label() + ": " + fmt(c.speedup()) +
                           "x of the hand schedule (geometric mean over the shapes)");
+        }
+        if (!o_.report.empty())
+            write_report(job, winner, final_t, measured, rejected, failed, duplicate);
+    }
+
+    // A markdown section: the hand schedule, the winner and the
+    // autoscheduled twins per shape (each twin timed interleaved with the
+    // hand schedule in its own run, so its ratio is the comparable number).
+    void write_report(const KernelJob &job, const Knobs &winner, const std::vector<Timing> &final_t,
+                      int measured, int rejected, int failed, int duplicate) {
+        std::vector<const Candidate *> twins;
+        for (const Candidate &c : cands_) {
+            if (!c.autoscheduler.empty() && c.status != "new" && c.status != "skipped")
+                twins.push_back(&c);
+        }
+        std::ofstream md(o_.report, std::ios::app);
+        md << "\n### " << job.label << " (`" << job.planned.name << "`), " << target_ << "\n\n"
+           << "Machine: " << cpu_model() << ", " << std::thread::hardware_concurrency() << " CPUs; "
+           << utc_now() << "; budget " << fmt(budget_s_) << " s for the run; " << measured
+           << " candidates measured, " << rejected << " rejected, " << failed
+           << " failed to compile, " << duplicate
+           << " the same code as another. Winner: " << knobs_text(winner) << ".\n\n"
+           << "| B, T, S | threads | hand ms | tuned ms | speedup |";
+        for (const Candidate *t : twins) md << " " << t->autoscheduler << " ms (x hand) |";
+        md << "\n|---|---:|---:|---:|---:|";
+        for (size_t i = 0; i < twins.size(); i++) md << "---|";
+        md << "\n";
+        for (const Timing &t : final_t) {
+            md << "| " << shape_text(t.shape) << " | " << t.threads << " | " << fmt(t.default_ms)
+               << " | " << fmt(t.candidate_ms) << " | " << fmt(t.default_ms / t.candidate_ms)
+               << " |";
+            for (const Candidate *c : twins) {
+                const Timing *m = nullptr;
+                for (const Timing &x : c->timings) {
+                    if (shape_text(x.shape) == shape_text(t.shape) && x.threads == t.threads)
+                        m = &x;
+                }
+                if (m) {
+                    md << " " << fmt(m->candidate_ms) << " ("
+                       << fmt(m->candidate_ms / m->default_ms) << ") |";
+                } else {
+                    md << " " << (c->status == "rejected" ? "rejected" : c->status) << " |";
+                }
+            }
+            md << "\n";
+        }
+        for (const Candidate *c : twins) {
+            if (c->status == "rejected" || c->status == "failed")
+                md << "\n" << c->autoscheduler << ": " << c->status << ": " << c->note << "\n";
         }
     }
 
@@ -764,7 +835,17 @@ private:
                                       "-o",
                                       dir.string(),
                                       "target=" + target_};
-        for (const std::string &p : job_->structural) a.push_back(p);
+        // Test hook (tests/tune): every candidate but the hand default is
+        // generated with one algorithm parameter replaced, e.g.
+        // mask_kind=causal for a kernel without a mask, so that it computes
+        // a wrong result through the same entry point.
+        const char *wrong = std::getenv("MHAC_TUNE_TEST_WRONG_PARAM");
+        const bool inject = wrong && *wrong && (!c.knobs.empty() || !c.autoscheduler.empty());
+        const std::string wrong_key =
+            inject ? std::string(wrong).substr(0, std::string(wrong).find('=')) : "";
+        for (const std::string &p : job_->structural) {
+            a.push_back(inject && p.substr(0, p.find('=')) == wrong_key ? std::string(wrong) : p);
+        }
         for (const std::string &p : job_->row_knobs) {
             if (!c.knobs.count(p.substr(0, p.find('=')))) a.push_back(p);
         }
@@ -810,7 +891,8 @@ private:
         while (!g_interrupted) {
             while (running.size() < static_cast<size_t>(o_.jobs) && next < batch.size()) {
                 Candidate *c = batch[next++];
-                std::string cmd;
+                // Objects are cached by the generator's command and its build.
+                std::string cmd = generator_stamp_ + "\n";
                 for (const std::string &a : generator_args(*c, "")) cmd += a + "\n";
                 const fs::path dir = work_ / "objects" / hex(fnv1a(cmd));
                 c->so = dir / "kernel.so";
@@ -1082,6 +1164,7 @@ private:
     double budget_s_;
     Progress progress_;
     std::string generator_;
+    std::string generator_stamp_;  // size and time of the generator executable
     std::mt19937_64 rng_;
 
     const KernelJob *job_ = nullptr;
@@ -1095,7 +1178,9 @@ private:
 };
 
 std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string &target,
-                                   const std::string &kernels, const std::string &shard) {
+                                   const std::string &kernels, const std::string &masks,
+                                   const std::string &shard) {
+    const std::vector<std::string> wanted_masks = plan::split_list(masks, ',');
     std::set<std::string> wanted;
     for (const std::string &k : plan::split_list(kernels, ',')) {
         if (k != "fused") {
@@ -1120,7 +1205,13 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
         }
         std::sort(j.structural.begin(), j.structural.end());
         j.label = row.name + "/fused/" + j.mask;
-        jobs.push_back(j);
+        if (wanted_masks.empty() || std::count(wanted_masks.begin(), wanted_masks.end(), j.mask))
+            jobs.push_back(j);
+    }
+    for (const std::string &m : wanted_masks) {
+        if (std::none_of(jobs.begin(), jobs.end(), [&](const KernelJob &j) { return j.mask == m; }))
+            throw Error("--masks: " + row.name + " compiles no fused kernel for mask kind '" + m +
+                        "'");
     }
     if (!shard.empty()) {
         int i = 0, n = 0;
@@ -1157,6 +1248,12 @@ int tune_command(int argc, char **argv) {
         ->capture_default_str();
     app.add_option("--kernels", o.kernels, "kernels to tune, comma separated (fused)")
         ->capture_default_str();
+    app.add_option("--masks", o.masks,
+                   "the fused kernels' mask kinds to tune (none, causal, dense), comma separated; "
+                   "default: every one the configuration compiles");
+    app.add_option("--report", o.report,
+                   "append the results (hand, tuned and autoscheduled times per shape) to this "
+                   "markdown file");
     app.add_option("--target", o.target,
                    "host (the best level of the build's ladder this CPU runs) or a Halide target "
                    "this machine can run")
@@ -1216,7 +1313,7 @@ int tune_command(int argc, char **argv) {
             work = xdg && *xdg ? fs::path(xdg) / "mhac" / "tune"
                                : fs::path(home ? home : "/tmp") / ".cache" / "mhac" / "tune";
         }
-        std::vector<KernelJob> jobs = kernel_jobs(row, target, o.kernels, o.shard);
+        std::vector<KernelJob> jobs = kernel_jobs(row, target, o.kernels, o.masks, o.shard);
         if (jobs.empty()) throw Error("nothing to tune: no fused kernel of '" + row.name + "'");
         work /= tuned::canonical_target(target) + "_" + row.name;
         fs::create_directories(work);

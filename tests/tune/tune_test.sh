@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# mhac tune's own tests on a tiny search (budgets of seconds), not a real
+# tuning: what it writes, that Ctrl-C keeps its measurements and --resume
+# does not repeat them, that a wrong candidate is never written, and that
+# bad options are clear errors. No time is checked.
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|errors>
+set -u
+MHAC=$1 WORK=$2 CASE=$3
+rm -rf "$WORK" && mkdir -p "$WORK"
+fail() { echo "FAIL: $*"; exit 1; }
+tiny=(--config tiny --masks none --shapes 1,16,16 --threads 1 --jobs 2 --seconds-per-shape 0.05
+      --autoschedulers none --work-dir "$WORK/work" --db "$WORK/db")
+db_file() { ls "$WORK"/db/*.json 2>/dev/null | head -1; }
+
+case "$CASE" in
+smoke)
+  "$MHAC" tune "${tiny[@]}" --budget 25s --report "$WORK/report.md" >"$WORK/log" 2>&1 ||
+    { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
+  grep -q '"mask_kind=none"' "$f" || fail "no entry for the tiny none kernel in $f"
+  grep -q '"generator": "mhac_fused"' "$f" || fail "no mhac_fused entry in $f"
+  grep -q '| 1,16,16 | 1 |' "$WORK/report.md" || fail "no result row in the report"
+  # A second run replaces the entry (same key) instead of adding one.
+  "$MHAC" tune "${tiny[@]}" --budget 15s >"$WORK/log2" 2>&1 || fail "second run failed"
+  n=$(grep -c '"mask_kind=none"' "$f")
+  [[ $n == 1 ]] || fail "$n entries for one key after two runs"
+  echo "smoke: ok"
+  ;;
+resume)
+  "$MHAC" tune "${tiny[@]}" --budget 90s >"$WORK/log1" 2>&1 &
+  pid=$!
+  journal=""
+  for _ in $(seq 1 600); do  # until two candidates are journaled (at most 60 s)
+    journal=$(ls "$WORK"/work/*/journal-*.jsonl 2>/dev/null | head -1)
+    [[ -n "$journal" ]] && (( $(grep -c '"candidate"' "$journal") >= 2 )) && break
+    sleep 0.1
+  done
+  kill -INT $pid
+  wait $pid
+  rc=$?
+  cat "$WORK/log1"
+  [[ $rc == 130 ]] || fail "interrupted run exited $rc, not 130"
+  grep -q 'interrupted' "$WORK/log1" || fail "no word of the interruption"
+  before=$(grep -c '"candidate"' "$journal")
+  (( before >= 2 )) || fail "only $before candidates journaled before SIGINT"
+  "$MHAC" tune "${tiny[@]}" --budget 30s --resume >"$WORK/log2" 2>&1 || fail "resumed run failed"
+  cat "$WORK/log2"
+  grep -q "resuming: $before finished candidates" "$WORK/log2" ||
+    fail "the resumed run did not take the $before journaled candidates"
+  # Every candidate is in the journal once: nothing finished was repeated.
+  dups=$(grep -o '"candidate":"[^"]*"' "$journal" | sort | uniq -d)
+  [[ -z "$dups" ]] || fail "candidates measured twice: $dups"
+  [[ -n "$(db_file)" ]] || fail "the resumed run wrote no entry"
+  echo "resume: ok ($before candidates kept)"
+  ;;
+wrong)
+  # Every candidate but the hand default computes with a causal mask.
+  MHAC_TUNE_TEST_WRONG_PARAM=mask_kind=causal "$MHAC" tune "${tiny[@]}" --budget 25s \
+    >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q 'rejected: wrong result' "$WORK/log" || fail "no candidate was rejected"
+  f=$(db_file) && [[ -n "$f" ]] || fail "no entry written"
+  tr -d ' \n' <"$f" | grep -q '"knobs":\[\]' || fail "a wrong candidate's knobs were written: $(cat "$f")"
+  grep -q '"found_by": "hand defaults' "$f" || fail "the entry does not keep the hand defaults"
+  echo "wrong: ok"
+  ;;
+errors)
+  expect() {  # expect <message regex> <args...>: exit 1 and the message
+    local re=$1
+    shift
+    out=$("$MHAC" tune "$@" --work-dir "$WORK/work" --db "$WORK/db" 2>&1)
+    rc=$?
+    [[ $rc == 1 ]] || fail "exit $rc (want 1) for $*: $out"
+    [[ $out =~ $re ]] || fail "for $*: no '$re' in: $out"
+  }
+  expect "neither a row of the default table" --config no_such_row
+  expect "not a duration" --config tiny --budget soon
+  expect "is not B,T,S" --config tiny --shapes 0,16,16
+  expect "unknown shape" --config tiny --shapes huge
+  expect "compiles no fused kernel for mask kind 'sideways'" --config tiny --masks sideways
+  expect "cannot be tuned yet" --config tiny --kernels scores
+  expect "is not i/n" --config tiny --shard 3/2
+  expect "not a thread count" --config tiny --threads 0
+  [[ ! -e "$WORK/db" ]] || fail "a refused run wrote a database"
+  echo "errors: ok"
+  ;;
+*) fail "unknown case $CASE" ;;
+esac
