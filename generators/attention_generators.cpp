@@ -291,7 +291,8 @@ public:
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
         p_.knobs = knobs_for_this_target(
-            tuned, get_target(), {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block});
+            tuned, get_target(),
+            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block});
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   sched::fused_key_block(get_target(), p_.knobs));
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);

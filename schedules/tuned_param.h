@@ -98,7 +98,8 @@ inline void apply_knob(const std::string &name_value, sched::KnobOverrides &knob
     const sched::KnobName *knob = find_knob(name);
     if (eq == std::string::npos || !knob) {
         std::string names;
-        for (const auto &k : sched::kKnobNames) names += std::string(names.empty() ? "" : ", ") + k.name;
+        for (const auto &k : sched::kKnobNames)
+            names += std::string(names.empty() ? "" : ", ") + k.name;
         throw TunedParamError("'" + name_value + "' is not knob=value with a knob of: " + names);
     }
     const std::string value = name_value.substr(eq + 1);
@@ -146,7 +147,8 @@ inline std::vector<TargetKnobs> decode_tuned_param(const std::string &text) {
     for (const std::string &item : detail::split(text, '/')) {
         const size_t colon = item.find(':');
         if (colon == std::string::npos) {
-            throw TunedParamError("tuned='" + text + "': '" + item + "' is not target:knob=value,...");
+            throw TunedParamError("tuned='" + text + "': '" + item +
+                                  "' is not target:knob=value,...");
         }
         TargetKnobs t{canonical_target(item.substr(0, colon)), {}};
         for (const auto &o : out) {

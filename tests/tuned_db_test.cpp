@@ -1,6 +1,8 @@
 // The tuned-schedule database (tools/plan/tuned_db.h) and the planner's use
 // of it: file round trip and order, target spelling, merge and upsert,
 // malformed files, and which entries a planned kernel takes.
+#include "tuned_db.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -10,7 +12,6 @@
 #include <sstream>
 
 #include "kernel_plan.h"
-#include "tuned_db.h"
 
 namespace mhac::tuned {
 namespace {
@@ -27,9 +28,9 @@ const char *const kHalide = "21.0.0";
 // The fused kernel of the tiny row below, as the planner plans it.
 const char *const kTinyRow = "tiny 4 16 16 64 64 64 64 1 none";
 std::vector<std::string> tiny_params() {
-    return {"key_dim=16",        "key_features=64",      "mask_kind=none", "num_heads=4",
-            "output_features=64", "query_features=64",   "use_bias=true",  "value_dim=16",
-            "value_features=64"};
+    return {"key_dim=16",    "key_features=64",    "mask_kind=none",
+            "num_heads=4",   "output_features=64", "query_features=64",
+            "use_bias=true", "value_dim=16",       "value_features=64"};
 }
 
 Entry tiny_entry(const std::string &target, std::vector<std::string> knobs) {
@@ -196,8 +197,8 @@ TEST(TunedDb, EntryTargetMustBeCanonicalAndTheFiles) {
     const size_t at = text.find(from);
     ASSERT_NE(at, std::string::npos);
     TempDir bad;
-    bad.write("a.json", std::string(text).replace(at, from.size(),
-                                                  "\"target\": \"x86-64-linux-sse41\",\n \"bucket\""));
+    bad.write("a.json", std::string(text).replace(
+                            at, from.size(), "\"target\": \"x86-64-linux-sse41\",\n \"bucket\""));
     EXPECT_THROW(
         {
             try {
@@ -209,8 +210,9 @@ TEST(TunedDb, EntryTargetMustBeCanonicalAndTheFiles) {
         },
         DbError);
     TempDir odd;
-    odd.write("b.json", std::string(text).replace(at, from.size(),
-                                                  "\"target\": \"x86-64-linux-fma-avx2-f16c\",\n \"bucket\""));
+    odd.write("b.json",
+              std::string(text).replace(
+                  at, from.size(), "\"target\": \"x86-64-linux-fma-avx2-f16c\",\n \"bucket\""));
     EXPECT_THROW(load_dir(odd.path().string()), DbError);
     Database traversal;
     traversal.entries = {tiny_entry("x86-64-linux-../../x", {})};
@@ -262,8 +264,8 @@ TEST(TunedDb, MergeKeepsTheNewestOfEqualKeys) {
 }
 
 TEST(TunedDb, KernelKeyParamsDropKnobsAndSort) {
-    EXPECT_EQ(kernel_key_params({"use_bias=true", "key_block=64", "in_features=8", "tuned=x",
-                                 "gemm_k_block=0"}),
+    EXPECT_EQ(kernel_key_params(
+                  {"use_bias=true", "key_block=64", "in_features=8", "tuned=x", "gemm_k_block=0"}),
               (std::vector<std::string>{"in_features=8", "use_bias=true"}));
 }
 
@@ -271,8 +273,8 @@ TEST(TunedParam, EncodesAndDecodesPerTargetKnobs) {
     const std::string text =
         encode_tuned_param({{"x86-64-linux-fma-avx2-f16c", {"gemm_rows=4", "key_block=256"}},
                             {kSse41, {"query_block=64"}}});
-    EXPECT_EQ(text, std::string(kAvx2) + ":gemm_rows:4,key_block:256/" + kSse41 +
-                        ":query_block:64");
+    EXPECT_EQ(text,
+              std::string(kAvx2) + ":gemm_rows:4,key_block:256/" + kSse41 + ":query_block:64");
     sched::KnobOverrides k = knobs_for_target(text, "x86-64-linux-avx2-fma-f16c-no_runtime", {});
     EXPECT_EQ(k.gemm_rows, 4);
     EXPECT_EQ(k.key_block, 256);
@@ -313,9 +315,11 @@ TEST(TunedPlan, MatchingEntryGivesTheKernelItsKnobs) {
     EXPECT_TRUE(p.warnings.empty()) << p.warnings[0];
     const plan::PlannedKernel &k = fused_tiny(p);
     EXPECT_EQ(tuned_param_of(k), "tuned=" + std::string(kAvx2) + ":key_block:64,query_block:32");
-    EXPECT_EQ(k.tuning,
-              "avx2-f16c-fma: key_block=64,query_block=32 (2026-05-01, 1.25x); sse41: hand defaults");
-    EXPECT_THAT(p.registry_source, HasSubstr("mha_fused_f32_tiny_none, \"avx2-f16c-fma: key_block"));
+    EXPECT_EQ(
+        k.tuning,
+        "avx2-f16c-fma: key_block=64,query_block=32 (2026-05-01, 1.25x); sse41: hand defaults");
+    EXPECT_THAT(p.registry_source,
+                HasSubstr("mha_fused_f32_tiny_none, \"avx2-f16c-fma: key_block"));
     // No other kernel is touched.
     for (const auto &other : p.kernels) {
         if (other.name != k.name) {
@@ -334,8 +338,8 @@ TEST(TunedPlan, StaleSourceHashWarnsAndKeepsTheDefaults) {
     ASSERT_EQ(p.warnings.size(), 1u);
     EXPECT_THAT(p.warnings[0], HasSubstr("schedules/tuned/x86-64-linux-avx2-f16c-fma.json"));
     EXPECT_THAT(p.warnings[0], HasSubstr("mhac_fused tiny x86-64-linux-avx2-f16c-fma"));
-    EXPECT_THAT(p.warnings[0], HasSubstr("source hash ffffffffffffffff (this build: " +
-                                         std::string(kHash) + ")"));
+    EXPECT_THAT(p.warnings[0],
+                HasSubstr("source hash ffffffffffffffff (this build: " + std::string(kHash) + ")"));
     EXPECT_EQ(tuned_param_of(fused_tiny(p)), "");
     EXPECT_EQ(fused_tiny(p).tuning, "hand defaults");
 }
@@ -377,7 +381,8 @@ TEST(TunedPlan, DefaultsWinningIsRecordedWithoutKnobs) {
     db.entries = {tiny_entry(kSse41, {})};
     const plan::PlannedKernel k = fused_tiny(plan_tiny(db));
     EXPECT_EQ(tuned_param_of(k), "");
-    EXPECT_EQ(k.tuning, "avx2-f16c-fma: hand defaults; sse41: hand defaults won (2026-05-01, 1.25x)");
+    EXPECT_EQ(k.tuning,
+              "avx2-f16c-fma: hand defaults; sse41: hand defaults won (2026-05-01, 1.25x)");
 }
 
 }  // namespace

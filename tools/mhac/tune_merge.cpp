@@ -11,10 +11,11 @@
 namespace mhac::cli {
 
 int tune_merge_command(int argc, char **argv) {
-    CLI::App app{"Combines tuned-schedule databases (the shards of a sweep) into OUT_DIR; OUT_DIR's "
-                 "own entries take part. For entries with the same key (generator, kernel "
-                 "parameters, target, bucket, source hash, Halide version) the newest date wins.",
-                 "mhac tune merge"};
+    CLI::App app{
+        "Combines tuned-schedule databases (the shards of a sweep) into OUT_DIR; OUT_DIR's "
+        "own entries take part. For entries with the same key (generator, kernel "
+        "parameters, target, bucket, source hash, Halide version) the newest date wins.",
+        "mhac tune merge"};
     std::string out_dir;
     std::vector<std::string> inputs;
     app.add_option("-o,--out", out_dir, "database directory to write")->required();
@@ -27,7 +28,8 @@ int tune_merge_command(int argc, char **argv) {
         std::fputs(app.help().c_str(), stdout);
         return 0;
     } catch (const CLI::ParseError &e) {
-        std::fprintf(stderr, "mhac tune merge: error: %s\nrun mhac tune merge --help for the options\n",
+        std::fprintf(stderr,
+                     "mhac tune merge: error: %s\nrun mhac tune merge --help for the options\n",
                      e.what());
         return 2;
     }

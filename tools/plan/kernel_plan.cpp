@@ -101,9 +101,9 @@ public:
 
 private:
     void look_up(PlannedKernel &k) {
-        const bool takes_tuned = std::find(std::begin(tuned::kTunedGenerators),
-                                           std::end(tuned::kTunedGenerators),
-                                           k.generator) != std::end(tuned::kTunedGenerators);
+        const bool takes_tuned =
+            std::find(std::begin(tuned::kTunedGenerators), std::end(tuned::kTunedGenerators),
+                      k.generator) != std::end(tuned::kTunedGenerators);
         tuned::Lookup found;
         found.used.assign(plan_.targets.size(), nullptr);
         if (tuned_.db && takes_tuned) {
@@ -168,11 +168,10 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         generic ? std::string("generic")
                 : "n" + std::to_string(c.num_heads) + "_h" + std::to_string(c.key_dim);
     for (const char *path : kKerasPathTokens) {
-        scores << (
-            kernels.add("scores", heads_stem + "_" + path, "mhac_scores",
-                        with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
-                                    std::string("path=") + path},
-                                   c, "scores")));
+        scores << (kernels.add("scores", heads_stem + "_" + path, "mhac_scores",
+                               with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                                           std::string("path=") + path},
+                                          c, "scores")));
     }
     const std::string combine = kernels.add(
         "combine",
@@ -315,9 +314,9 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
     for (const char *path : kKerasPathTokens) {
         softmax << "    {";
         for (const char *mask : kMaskKindNames) {
-            softmax << (
-                kernels.add("softmax", std::string(mask) + "_" + path, "mhac_masked_softmax",
-                            {std::string("mask_kind=") + mask, std::string("path=") + path}));
+            softmax << (kernels.add(
+                "softmax", std::string(mask) + "_" + path, "mhac_masked_softmax",
+                {std::string("mask_kind=") + mask, std::string("path=") + path}));
         }
         softmax << "},\n";
     }

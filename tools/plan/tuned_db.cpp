@@ -136,7 +136,8 @@ Entry parse_entry(const json &j, const std::string &where) {
     e.config = f.nonempty("config");
     e.kernel_params = f.strings("kernel_params");
     for (const auto &p : e.kernel_params) {
-        if (p.find('=') == std::string::npos) f.fail("kernel_params", "holds '" + p + "', not key=value");
+        if (p.find('=') == std::string::npos)
+            f.fail("kernel_params", "holds '" + p + "', not key=value");
     }
     if (kernel_key_params(e.kernel_params) != e.kernel_params) {
         f.fail("kernel_params", "must be sorted and hold no knob");
@@ -144,8 +145,8 @@ Entry parse_entry(const json &j, const std::string &where) {
     e.target = f.nonempty("target");
     try {
         if (checked_target(e.target) != e.target) {
-            f.fail("target", "'" + e.target + "' is not canonical: '" + canonical_target(e.target) +
-                                 "'");
+            f.fail("target",
+                   "'" + e.target + "' is not canonical: '" + canonical_target(e.target) + "'");
         }
     } catch (const TunedParamError &err) {
         f.fail("target", err.what());
@@ -166,7 +167,8 @@ Entry parse_entry(const json &j, const std::string &where) {
     const json &timings = f.at("timings");
     if (!timings.is_array()) f.fail("timings", "must be a list of objects");
     for (size_t i = 0; i < timings.size(); i++) {
-        e.timings.push_back(parse_timing(timings[i], where + ": timings[" + std::to_string(i) + "]"));
+        e.timings.push_back(
+            parse_timing(timings[i], where + ": timings[" + std::to_string(i) + "]"));
     }
     e.cpu = f.str("cpu");
     e.cores = f.count("cores");
@@ -184,10 +186,14 @@ Entry parse_entry(const json &j, const std::string &where) {
 nlohmann::ordered_json entry_json(const Entry &e) {
     nlohmann::ordered_json timings = nlohmann::ordered_json::array();
     for (const Timing &t : e.timings) {
-        nlohmann::ordered_json o = {{"batch", t.batch},           {"queries", t.queries},
-             {"keys", t.keys},             {"threads", t.threads},
-             {"tuned_ms", t.tuned_ms},     {"default_ms", t.default_ms},
-             {"tuned_spread", t.tuned_spread}, {"default_spread", t.default_spread}};
+        nlohmann::ordered_json o = {{"batch", t.batch},
+                                    {"queries", t.queries},
+                                    {"keys", t.keys},
+                                    {"threads", t.threads},
+                                    {"tuned_ms", t.tuned_ms},
+                                    {"default_ms", t.default_ms},
+                                    {"tuned_spread", t.tuned_spread},
+                                    {"default_spread", t.default_spread}};
         timings.push_back(o);
     }
     return {{"generator", e.generator},
@@ -240,7 +246,8 @@ Database load_file(const std::string &path) {
     std::error_code ec;
     const std::uintmax_t size = fs::file_size(path, ec);
     if (ec) throw DbError(path + ": cannot read: " + ec.message());
-    if (size > kMaxFileBytes) throw DbError(path + ": " + std::to_string(size) + " bytes is too large");
+    if (size > kMaxFileBytes)
+        throw DbError(path + ": " + std::to_string(size) + " bytes is too large");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw DbError(path + ": cannot read");
     json doc;
@@ -251,7 +258,8 @@ Database load_file(const std::string &path) {
     }
     Fields f(doc, path);
     const json &format = f.at("format");
-    if (format != kFormat) f.fail("format", "must be " + std::to_string(kFormat) + ", is " + format.dump());
+    if (format != kFormat)
+        f.fail("format", "must be " + std::to_string(kFormat) + ", is " + format.dump());
     const std::string target = f.nonempty("target");
     const json &entries = f.at("entries");
     if (!entries.is_array()) f.fail("entries", "must be a list");
@@ -260,14 +268,14 @@ Database load_file(const std::string &path) {
     for (size_t i = 0; i < entries.size(); i++) {
         Entry e = parse_entry(entries[i], path + ": entries[" + std::to_string(i) + "]");
         if (e.target != target) {
-            throw DbError(path + ": entries[" + std::to_string(i) + "]: field 'target' " + e.target +
-                          " is not the file's target " + target);
+            throw DbError(path + ": entries[" + std::to_string(i) + "]: field 'target' " +
+                          e.target + " is not the file's target " + target);
         }
         e.file = path;
         for (const Entry &o : db.entries) {
             if (same_key(o, e)) {
-                throw DbError(path + ": entries[" + std::to_string(i) + "] has the key of an earlier entry (" +
-                              where_of(e) + ")");
+                throw DbError(path + ": entries[" + std::to_string(i) +
+                              "] has the key of an earlier entry (" + where_of(e) + ")");
             }
         }
         db.entries.push_back(std::move(e));
@@ -290,7 +298,8 @@ Database load_dir(const std::string &dir) {
         for (Entry &e : load_file(file.string()).entries) {
             for (const Entry &o : db.entries) {
                 if (same_key(o, e)) {
-                    throw DbError(e.file + ": " + where_of(e) + " has the key of an entry of " + o.file);
+                    throw DbError(e.file + ": " + where_of(e) + " has the key of an entry of " +
+                                  o.file);
                 }
             }
             db.entries.push_back(std::move(e));
@@ -317,7 +326,8 @@ void save_dir(const Database &db, const std::string &dir) {
     for (auto &[target, entries] : by_target) {
         std::sort(entries.begin(), entries.end(),
                   [](const Entry *a, const Entry *b) { return sort_key(*a) < sort_key(*b); });
-        nlohmann::ordered_json doc = {{"format", kFormat}, {"target", target}, {"entries", nlohmann::ordered_json::array()}};
+        nlohmann::ordered_json doc = {
+            {"format", kFormat}, {"target", target}, {"entries", nlohmann::ordered_json::array()}};
         for (const Entry *e : entries) doc["entries"].push_back(entry_json(*e));
         // Invalid UTF-8 (a CPU name) is replaced, not a crash.
         const std::string text = doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
@@ -365,9 +375,8 @@ Database merge(const std::vector<Database> &dbs) {
 }
 
 Lookup lookup(const Database &db, const std::string &generator,
-              const std::vector<std::string> &kernel_params,
-              const std::vector<std::string> &ladder, const std::string &source_hash,
-              const std::string &halide_version) {
+              const std::vector<std::string> &kernel_params, const std::vector<std::string> &ladder,
+              const std::string &source_hash, const std::string &halide_version) {
     std::vector<std::string> keys;
     for (const auto &t : ladder) keys.push_back(canonical_target(t));
     Lookup out;
@@ -376,10 +385,9 @@ Lookup lookup(const Database &db, const std::string &generator,
         if (e.generator != generator || e.kernel_params != kernel_params) continue;
         const auto level = std::find(keys.begin(), keys.end(), e.target);
         if (level == keys.end()) {
-            const bool same_machine_kind =
-                std::any_of(keys.begin(), keys.end(), [&](const std::string &k) {
-                    return arch_bits_os(k) == arch_bits_os(e.target);
-                });
+            const bool same_machine_kind = std::any_of(
+                keys.begin(), keys.end(),
+                [&](const std::string &k) { return arch_bits_os(k) == arch_bits_os(e.target); });
             if (same_machine_kind) {
                 out.warnings.push_back(where_of(e) + ": ignored: the target is not in the ladder");
             }

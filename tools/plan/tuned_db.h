@@ -45,11 +45,11 @@ struct Entry {
     std::vector<Timing> timings;
     std::string cpu;  // lscpu model name
     int cores = 0;
-    std::string date;          // UTC, ISO 8601
-    double budget_s = 0;       // the run's stated budget
-    double spent_s = 0;        // wall clock it used
-    int candidates = 0;        // candidates measured (all runs of this key)
-    int rejected = 0;          // of those, wrong results or failed compiles
+    std::string date;     // UTC, ISO 8601
+    double budget_s = 0;  // the run's stated budget
+    double spent_s = 0;   // wall clock it used
+    int candidates = 0;   // candidates measured (all runs of this key)
+    int rejected = 0;     // of those, wrong results or failed compiles
 
     std::string file;  // where load_file() read it (not stored), for messages
 };
@@ -91,8 +91,8 @@ Database merge(const std::vector<Database> &dbs);
 
 // What the build does with a kernel: per ladder target, the entry it uses.
 struct Lookup {
-    std::string tuned_param;            // value for the generators' `tuned` GeneratorParam; "" = none
-    std::vector<const Entry *> used;    // one per ladder target, nullptr = hand defaults
+    std::string tuned_param;          // value for the generators' `tuned` GeneratorParam; "" = none
+    std::vector<const Entry *> used;  // one per ladder target, nullptr = hand defaults
     std::vector<std::string> warnings;  // entries not used, and why: one line each
 };
 // Entries of other generators and kernel parameters are not looked at; of
@@ -100,9 +100,8 @@ struct Lookup {
 // for a target outside the ladder, of another source hash or Halide version,
 // or of a bucket other than "all" are ignored with a warning.
 Lookup lookup(const Database &db, const std::string &generator,
-              const std::vector<std::string> &kernel_params,
-              const std::vector<std::string> &ladder, const std::string &source_hash,
-              const std::string &halide_version);
+              const std::vector<std::string> &kernel_params, const std::vector<std::string> &ladder,
+              const std::string &source_hash, const std::string &halide_version);
 
 // What `used` means for a kernel, per ladder level, for the registry and
 // `mhac inspect`: "avx2-f16c-fma: key_block=64 (2026-05-01, 1.12x)", or
