@@ -148,7 +148,7 @@ inline std::vector<TargetKnobs> decode_tuned_param(const std::string &text) {
         const size_t colon = item.find(':');
         if (colon == std::string::npos) {
             throw TunedParamError("tuned='" + text + "': '" + item +
-                                  "' is not target:knob=value,...");
+                                  "' is not target:knob:value,...");
         }
         TargetKnobs t{canonical_target(item.substr(0, colon)), {}};
         for (const auto &o : out) {
