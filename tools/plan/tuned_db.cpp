@@ -225,8 +225,9 @@ std::string where_of(const Entry &e) {
            " " + e.target + " bucket " + e.bucket;
 }
 
-std::string arch_bits_os(const std::string &canonical) {
-    const std::vector<std::string> parts = detail::split(canonical, '-');
+std::string arch_bits_os(const std::string &target) {
+    const std::vector<std::string> parts = detail::split(target, '-');
+    if (parts.size() < 3) return target;  // not a target: matches no ladder level
     return parts[0] + "-" + parts[1] + "-" + parts[2];
 }
 
