@@ -356,9 +356,10 @@ TEST(TunedPlan, OtherHalideVersionWarnsAndKeepsTheDefaults) {
 TEST(TunedPlan, TargetOutsideTheLadderIsNotUsed) {
     Database db;
     db.entries = {tiny_entry("x86-64-linux-avx512_skylake", {"key_block=64"}),
-                  tiny_entry("arm-64-linux", {"key_block=64"})};
+                  tiny_entry("arm-64-linux", {"key_block=64"}),
+                  tiny_entry("x86-64-linux-cuda-cuda_capability_80", {"key_block=64"})};
     const plan::KernelPlan p = plan_tiny(db);
-    // Same arch-bits-os: a warning; another architecture: silence.
+    // Same arch-bits-os: a warning; another architecture or device: silence.
     ASSERT_EQ(p.warnings.size(), 1u);
     EXPECT_THAT(p.warnings[0], HasSubstr("x86-64-linux-avx512_skylake"));
     EXPECT_THAT(p.warnings[0], HasSubstr("not in the ladder"));

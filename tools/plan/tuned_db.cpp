@@ -225,6 +225,15 @@ std::string where_of(const Entry &e) {
            " " + e.target + " bucket " + e.bucket;
 }
 
+// CPU and CUDA ladders of one arch-bits-os are different machines: an entry
+// for one says nothing to the other.
+std::string machine_kind(const std::string &target) {
+    const std::vector<std::string> parts = detail::split(target, '-');
+    const bool cuda = std::find(parts.begin(), parts.end(), "cuda") != parts.end();
+    if (parts.size() < 3) return target;  // not a target: matches no ladder level
+    return parts[0] + "-" + parts[1] + "-" + parts[2] + (cuda ? "-cuda" : "");
+}
+
 std::string arch_bits_os(const std::string &target) {
     const std::vector<std::string> parts = detail::split(target, '-');
     if (parts.size() < 3) return target;  // not a target: matches no ladder level
@@ -388,7 +397,7 @@ Lookup lookup(const Database &db, const std::string &generator,
         if (level == keys.end()) {
             const bool same_machine_kind = std::any_of(
                 keys.begin(), keys.end(),
-                [&](const std::string &k) { return arch_bits_os(k) == arch_bits_os(e.target); });
+                [&](const std::string &k) { return machine_kind(k) == machine_kind(e.target); });
             if (same_machine_kind) {
                 out.warnings.push_back(where_of(e) + ": ignored: the target is not in the ladder");
             }

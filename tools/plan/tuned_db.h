@@ -96,7 +96,8 @@ struct Lookup {
     std::vector<std::string> warnings;  // entries not used, and why: one line each
 };
 // Entries of other generators and kernel parameters are not looked at; of
-// the rest, those for another arch-bits-os are ignored silently, and those
+// the rest, those for another arch-bits-os (or a CUDA target for a CPU
+// ladder, and the reverse) are ignored silently, and those
 // for a target outside the ladder, of another source hash or Halide version,
 // or of a bucket other than "all" are ignored with a warning.
 Lookup lookup(const Database &db, const std::string &generator,
