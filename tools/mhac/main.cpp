@@ -3,7 +3,9 @@
 //   mhac run ...           one Keras layer call from files (mhac run --help)
 //   mhac bench ...         time one layer call, seeded or from .npy files (mhac bench --help)
 //   mhac generate ...      kernels + registry for builds without CMake (mhac generate --help)
-//   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration)
+//   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration,
+//                          what tuned each kernel per ISA level)
+//   mhac tune merge ...    combine tuned databases (mhac tune merge --help)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -22,6 +24,7 @@
 #include "bench_command.h"
 #include "generate_command.h"
 #include "run_command.h"
+#include "tune_merge.h"
 #endif
 
 namespace {
@@ -119,6 +122,20 @@ std::string levels_of(const std::string &targets) {
     return out;
 }
 
+// What tuned a kernel, one ISA level per line.
+template <typename Fn>
+void print_kernel(const char *role, const mhac::NamedKernel<Fn> &k, const char *slot = nullptr) {
+    std::printf("    %-10s %s%s%s%s\n", role, k.name, slot ? " (" : "", slot ? slot : "",
+                slot ? ")" : "");
+    std::string tuning = k.tuning ? k.tuning : "hand defaults";
+    for (size_t start = 0; start <= tuning.size();) {
+        size_t end = tuning.find("; ", start);
+        if (end == std::string::npos) end = tuning.size();
+        std::printf("               tuning %s\n", tuning.substr(start, end - start).c_str());
+        start = end + 2;
+    }
+}
+
 void print_set(const mhac::KernelSet &set) {
     std::printf("kernel set %s: device %s, targets %s (levels: %s)\n", set.name, set.device,
                 set.targets, levels_of(set.targets).c_str());
@@ -131,17 +148,16 @@ void print_set(const mhac::KernelSet &set) {
             s.value_features, s.output_features, s.use_bias,
             c.is_generic() ? " (sizes at run time)" : "");
         for (const auto &k : c.fused) {
-            if (k) std::printf("    fused      %s\n", k.name);
+            if (k) print_kernel("fused", k);
         }
         for (int p = 0; p < mhac::kProjectionSlots; p++) {
-            std::printf("    projection %s (%s)\n", c.projection[p].name,
-                        mhac::kProjectionSlotNames[p]);
+            print_kernel("projection", c.projection[p], mhac::kProjectionSlotNames[p]);
         }
-        for (const auto &k : c.scores) std::printf("    scores     %s\n", k.name);
-        std::printf("    combine    %s\n", c.combine.name);
+        for (const auto &k : c.scores) print_kernel("scores", k);
+        print_kernel("combine", c.combine);
     }
     for (const auto &by_mask : set.softmax.by_path_mask) {
-        for (const auto &k : by_mask) std::printf("  shared softmax %s\n", k.name);
+        for (const auto &k : by_mask) print_kernel("softmax", k, "shared");
     }
 }
 
@@ -173,7 +189,8 @@ int main(int argc, char **argv) {
             "       mhac run ... (see mhac run --help)\n"
             "       mhac bench ... (see mhac bench --help)\n"
             "       mhac generate --config cfg.json --targets T1,T2 -o DIR\n"
-            "       mhac inspect [DIR]\n");
+            "       mhac inspect [DIR]\n"
+            "       mhac tune merge -o OUT_DIR IN_DIR_OR_FILE... (see mhac tune merge --help)\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];
@@ -183,6 +200,13 @@ int main(int argc, char **argv) {
         if (cmd == "run") return mhac::cli::run_command(argc - 2, argv + 2);
         if (cmd == "generate") return mhac::cli::generate_command(argc - 2, argv + 2);
         if (cmd == "bench") return mhac::cli::bench_command(argc - 2, argv + 2);
+        if (cmd == "tune") {
+            if (argc > 2 && !std::strcmp(argv[2], "merge")) {
+                return mhac::cli::tune_merge_command(argc - 2, argv + 2);
+            }
+            std::fprintf(stderr, "mhac tune: not built yet (only `mhac tune merge`)\n");
+            return 2;
+        }
 #endif
         if (cmd == "inspect" || cmd == "variants") return inspect(argc - 2, argv + 2);
     } catch (const std::exception &e) {
