@@ -34,6 +34,13 @@ install(TARGETS mhac RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # cmake/MhacKernels.cmake when this build was configured).
 install(PROGRAMS ${MHAC_PLANNER} DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/mhac)
 install(FILES ${PROJECT_SOURCE_DIR}/cmake/MhacKernels.cmake DESTINATION ${MHAC_INSTALL_CMAKEDIR})
+# The build's tuned database: its entries match the installed generator's
+# source hash and Halide version, so a user's sets get them too unless they
+# point MHAC_TUNED_DB (or TUNED_DB) at their own.
+set(MHAC_INSTALL_TUNED_DB ${CMAKE_INSTALL_DATADIR}/mhac/tuned)
+if(IS_DIRECTORY ${MHAC_TUNED_DB})
+  install(DIRECTORY ${MHAC_TUNED_DB}/ DESTINATION ${MHAC_INSTALL_TUNED_DB} FILES_MATCHING PATTERN "*.json")
+endif()
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/mhacConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/mhacConfig.cmake
                               INSTALL_DESTINATION ${MHAC_INSTALL_CMAKEDIR})

@@ -4,6 +4,7 @@
 #     TARGETS <halide target> ...        # multi-target ladder, baseline last;
 #                                        # or one CUDA target (x86-64-linux-cuda-cuda_capability_86)
 #     [RUNTIME <halide runtime target>]  # share one Halide runtime between sets
+#     [TUNED_DB <dir>]                   # tuned-schedule database, default MHAC_TUNED_DB
 #     CONFIGS "<row>" ...)               # one row per layer configuration
 #
 # A row is whitespace separated:
@@ -19,7 +20,11 @@
 # configuration it plans the fused layer kernel per mask kind, the staged
 # kernels (projections, scores, combine) and the shared masked-softmax
 # kernels, and writes the registry source the runtime dispatches from. This
-# file only declares what the plan lists. It creates:
+# file only declares what the plan lists. Each kernel x ladder target takes
+# the knobs of its entry in the tuned database (docs/tuning.md) when the
+# entry was tuned with this build's MHAC_SCHEDULE_SOURCE_HASH and
+# MHAC_HALIDE_VERSION; entries not used for a reason worth knowing (stale,
+# a target outside the ladder) are configure-time warnings. It creates:
 #   <name>          static library: every kernel + the registry + one Halide runtime
 #   include file    mhac/kernel_set_<name>.h declaring mhac::kernel_sets::<name>()
 #
@@ -55,8 +60,15 @@ endif()
 # build's compiler makes programs this machine cannot run).
 function(_mhac_build_planner _out)
   set(_src ${PROJECT_SOURCE_DIR}/tools/plan)
-  set(_sources ${_src}/main.cpp ${_src}/kernel_plan.cpp)
-  set(_deps ${_sources} ${_src}/kernel_plan.h ${PROJECT_SOURCE_DIR}/runtime/include/mhac/kernel_abi.h)
+  set(_sources ${_src}/main.cpp ${_src}/kernel_plan.cpp ${_src}/tuned_db.cpp)
+  set(_deps ${_sources} ${_src}/kernel_plan.h ${_src}/tuned_db.h
+            ${PROJECT_SOURCE_DIR}/schedules/tuned_param.h
+            ${PROJECT_SOURCE_DIR}/runtime/include/mhac/kernel_abi.h)
+  # nlohmann-json (header only; Debian nlohmann-json3-dev) reads the tuned database.
+  find_path(MHAC_NLOHMANN_JSON_INCLUDE_DIR nlohmann/json.hpp NO_CMAKE_FIND_ROOT_PATH)
+  if(NOT MHAC_NLOHMANN_JSON_INCLUDE_DIR)
+    message(FATAL_ERROR "the kernel planner needs nlohmann/json.hpp (Debian: nlohmann-json3-dev)")
+  endif()
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_deps})
   set(_exe ${CMAKE_BINARY_DIR}/mhac_plan)
   set(_stale FALSE)
@@ -73,7 +85,8 @@ function(_mhac_build_planner _out)
       set(_cxx ${CMAKE_CXX_COMPILER})
     endif()
     execute_process(
-      COMMAND ${_cxx} -std=c++17 -O2 -I${_src} -I${PROJECT_SOURCE_DIR}/runtime/include
+      COMMAND ${_cxx} -std=c++17 -O2 -I${_src} -I${PROJECT_SOURCE_DIR}/schedules
+              -I${PROJECT_SOURCE_DIR}/runtime/include -I${MHAC_NLOHMANN_JSON_INCLUDE_DIR}
               ${_sources} -o ${_exe}
       RESULT_VARIABLE _rc ERROR_VARIABLE _err)
     if(NOT _rc EQUAL 0)
@@ -83,15 +96,57 @@ function(_mhac_build_planner _out)
   set(${_out} ${_exe} PARENT_SCOPE)
 endfunction()
 
+# What a tuned-database entry must have been tuned with to be used: the
+# first 16 hex digits of the SHA-256 of "<path>:<sha256>\n" over the
+# algorithm and schedule sources and the kernel ABI, in path order (the
+# database itself, schedules/tuned/, excluded). Any edit there makes every
+# entry stale, never wrongly applied.
+function(_mhac_schedule_source_hash _out)
+  set(_root ${PROJECT_SOURCE_DIR})
+  file(GLOB _files RELATIVE ${_root} ${_root}/generators/*.h ${_root}/generators/*.cpp)
+  file(GLOB_RECURSE _sched RELATIVE ${_root} ${_root}/schedules/*.h ${_root}/schedules/*.cpp)
+  list(FILTER _sched EXCLUDE REGEX "^schedules/tuned/")
+  list(APPEND _files ${_sched} runtime/include/mhac/kernel_abi.h)
+  list(SORT _files)
+  set(_text "")
+  foreach(_f IN LISTS _files)
+    file(SHA256 ${_root}/${_f} _h)
+    string(APPEND _text "${_f}:${_h}\n")
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_root}/${_f})
+  endforeach()
+  string(SHA256 _h "${_text}")
+  string(SUBSTRING ${_h} 0 16 _h)
+  set(${_out} ${_h} PARENT_SCOPE)
+endfunction()
+
 if(NOT MHAC_PLANNER)
   _mhac_build_planner(MHAC_PLANNER)
 endif()
+# An installed package (mhacConfig.cmake) sets these to its generator's.
+if(NOT MHAC_SCHEDULE_SOURCE_HASH)
+  _mhac_schedule_source_hash(MHAC_SCHEDULE_SOURCE_HASH)
+endif()
+if(NOT MHAC_HALIDE_VERSION)
+  set(MHAC_HALIDE_VERSION ${Halide_VERSION})
+endif()
+if(NOT DEFINED MHAC_DEFAULT_TUNED_DB)
+  set(MHAC_DEFAULT_TUNED_DB ${PROJECT_SOURCE_DIR}/schedules/tuned)
+endif()
+set(MHAC_TUNED_DB ${MHAC_DEFAULT_TUNED_DB} CACHE PATH
+    "Tuned-schedule database the kernel sets are compiled from (docs/tuning.md)")
 
+# Runs the planner; what it prints on stderr on success are warnings, one a line.
 function(_mhac_run_planner _what)
   execute_process(COMMAND ${MHAC_PLANNER} ${ARGN} RESULT_VARIABLE _rc ERROR_VARIABLE _err)
+  string(STRIP "${_err}" _err)
   if(NOT _rc EQUAL 0)
-    string(STRIP "${_err}" _err)
     message(FATAL_ERROR "${_what}: ${_err}")
+  endif()
+  if(_err)
+    string(REPLACE "\n" ";" _lines "${_err}")
+    foreach(_line IN LISTS _lines)
+      message(WARNING "${_what}: tuned database: ${_line}")
+    endforeach()
   endif()
 endfunction()
 
@@ -149,16 +204,27 @@ function(_mhac_kernel _lib _generator _targets _runtime)
 endfunction()
 
 function(mhac_add_kernel_set _set)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "RUNTIME" "TARGETS;CONFIGS")
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "RUNTIME;TUNED_DB" "TARGETS;CONFIGS")
   if(NOT ARG_TARGETS)
     message(FATAL_ERROR "mhac_add_kernel_set(${_set}): TARGETS is required")
+  endif()
+  if(NOT ARG_TUNED_DB)
+    set(ARG_TUNED_DB ${MHAC_TUNED_DB})
+  endif()
+  # A changed, added or removed database file re-plans.
+  file(GLOB _db_files ${ARG_TUNED_DB}/*.json)
+  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_db_files})
+  if(IS_DIRECTORY ${ARG_TUNED_DB})
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ARG_TUNED_DB})
   endif()
   set(_gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${_set}_registry)
   string(JOIN "\n" _table ${ARG_CONFIGS})
   file(CONFIGURE OUTPUT ${_gen_dir}/${_set}_table.txt CONTENT "${_table}\n" @ONLY)
   string(JOIN "," _targets_csv ${ARG_TARGETS})
   _mhac_run_planner("mhac_add_kernel_set(${_set})" set --name ${_set} --targets ${_targets_csv}
-                    --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir})
+                    --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir}
+                    --db ${ARG_TUNED_DB} --source-hash ${MHAC_SCHEDULE_SOURCE_HASH}
+                    --halide-version ${MHAC_HALIDE_VERSION})
   include(${_gen_dir}/${_set}_plan.cmake)
   if(MHAC_KERNELS_FROM)
     _mhac_kernels_from_dir(_from)

@@ -29,6 +29,17 @@ void pin_all_mins(Buf &buf, int dims) {
     for (int d = 0; d < dims; d++) buf.dim(d).set_min(0);
 }
 
+// The row's knobs with the `tuned` GeneratorParam's settings for `target`
+// (in a multi-target build, each ladder level in turn) applied over them.
+sched::KnobOverrides knobs_for_this_target(const std::string &tuned, const Target &target,
+                                           const sched::KnobOverrides &row) {
+    try {
+        return tuned::knobs_for_target(tuned, target.to_string(), row);
+    } catch (const tuned::TunedParamError &e) {
+        throw CompileError(std::string("GeneratorParam tuned: ") + e.what());
+    }
+}
+
 Expr extent_or(int fixed, const Expr &runtime) {
     return fixed > 0 ? Expr(fixed) : runtime;
 }
@@ -42,6 +53,7 @@ public:
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};  // schedule knobs, 0 = the target's default
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
+    GeneratorParam<std::string> tuned{"tuned", ""};  // per-target knobs (schedules/tuned_param.h)
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
     Input<Buffer<float, 3>> weights{"weights"};  // (ji, e, jo): packed kernel [E, J]
@@ -76,9 +88,11 @@ public:
     void schedule() {
         if (using_autoscheduler()) return;
         sched::ProjectionPipeline p{proj_, output, in_features, out_features};
-        p.knobs.gemm_rows = gemm_rows;
-        p.knobs.gemm_rows_short = gemm_rows_short;
-        p.knobs.gemm_k_block = gemm_k_block;
+        sched::KnobOverrides row;
+        row.gemm_rows = gemm_rows;
+        row.gemm_rows_short = gemm_rows_short;
+        row.gemm_k_block = gemm_k_block;
+        p.knobs = knobs_for_this_target(tuned, get_target(), row);
         sched::schedule_projection(p, get_target());
     }
 
@@ -227,6 +241,8 @@ public:
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
+    // Per-target knobs from the tuned database, over the ones above.
+    GeneratorParam<std::string> tuned{"tuned", ""};
 
     Input<Buffer<float, 3>> query{"query"};                  // (e, t, b) = Keras [B, T, Eq]
     Input<Buffer<float, 3>> key{"key"};                      // (e, s, b) = Keras [B, S, Ek]
@@ -274,7 +290,9 @@ public:
         p_.v = split_heads(p_.v_proj.out, hv_dim);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.knobs = {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block};
+        p_.knobs = knobs_for_this_target(
+            tuned, get_target(),
+            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block});
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   sched::fused_key_block(get_target(), p_.knobs));
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);

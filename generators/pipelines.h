@@ -5,19 +5,9 @@
 #pragma once
 
 #include "stages.h"
+#include "tuned_param.h"  // KnobOverrides: the knobs by name (schedules/)
 
 namespace mhac::sched {
-
-// Schedule knobs a kernel row may set (GeneratorParams of the same names,
-// `stage:knob=value` in the kernel table); 0 = the target's default from the
-// knob table of its schedule family.
-struct KnobOverrides {
-    int key_block = 0;        // keys per flash-attention block (fused)
-    int query_block = 0;      // query rows per attention block (fused)
-    int gemm_rows = 0;        // rows per GEMM register tile
-    int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
-    int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
-};
 
 // The fused attention's key block for `target`: the algorithm is written
 // over key blocks, so the generator needs it before the schedule runs.

@@ -2,11 +2,12 @@
 # same kernels: plans the default table with `mhac generate --plan-only` and
 # compares every kernel's name, generator and full parameter list, and the
 # registry source, with what this build declared (its <set>_plan.cmake).
-# -DMHAC -DGEN_DIR (the build's <set>_registry dir) -DSET -DTARGETS (comma list) -DWORK_DIR
+# -DMHAC -DGEN_DIR (the build's <set>_registry dir) -DSET -DTARGETS (comma list)
+# -DTUNED_DB (the build's MHAC_TUNED_DB) -DWORK_DIR
 file(REMOVE_RECURSE ${WORK_DIR})
 include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
 run(${MHAC} generate --config ${GEN_DIR}/${SET}_table.txt --targets ${TARGETS} --name ${SET}
-    --plan-only -o ${WORK_DIR})
+    --plan-only --tuned-db ${TUNED_DB} -o ${WORK_DIR})
 
 include(${GEN_DIR}/${SET}_plan.cmake)  # MHAC_PLAN_KERNELS, MHAC_PLAN_<k>_GENERATOR/_PARAMS
 file(READ ${WORK_DIR}/manifest.json manifest)

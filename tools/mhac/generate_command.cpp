@@ -2,7 +2,8 @@
 // For builds without CMake: writes every kernel of the set (static library +
 // header), one Halide runtime, the registry source, the set's header and a
 // manifest.json (read by `mhac inspect DIR`). Runs mhac's generator
-// executable (MHAC_GENERATOR overrides where it is).
+// executable (MHAC_GENERATOR overrides where it is). Kernels take the knobs
+// of the tuned database (--tuned-db, else $MHAC_TUNED_DB) as the build does.
 #include "generate_command.h"
 
 #include <sys/wait.h>
@@ -41,7 +42,7 @@ namespace {
 
 const char *kUsage =
     "usage: mhac generate --config cfg.json|table.txt --targets T1[,T2...] -o DIR [--name SET]\n"
-    "                     [--plan-only]\n"
+    "                     [--plan-only] [--tuned-db DIR]\n"
     "  cfg.json: {\"name\": \"my_set\", \"configs\": [{\"name\": \"small\", \"num_heads\": 4,\n"
     "            \"key_dim\": 8, \"value_dim\": 8, \"query_features\": 32, \"key_features\": 32,\n"
     "            \"value_features\": 32, \"output_features\": 32, \"use_bias\": true,\n"
@@ -51,6 +52,8 @@ const char *kUsage =
     "  params / stage:key=value: extra generator parameters for one stage's kernels\n"
     "            (fused, projection, scores, combine) of that configuration\n"
     "  --plan-only: write the registry, the header and manifest.json, run no generator\n"
+    "  --tuned-db DIR: the tuned-schedule database (docs/tuning.md); default\n"
+    "            $MHAC_TUNED_DB, else none (hand defaults)\n"
     "  targets: a Halide multi-target ladder, best first, e.g.\n"
     "           x86-64-linux-avx2-fma-f16c,x86-64-linux-sse41\n";
 
@@ -129,11 +132,11 @@ namespace {
 // The plan of a configuration file: cfg.json, or a table of rows in the
 // format of mhac_add_kernel_set() (any other file), one row per line.
 plan::KernelPlan load_plan(const std::string &config_path, const std::string &targets,
-                           std::string set_name) {
+                           std::string set_name, const plan::TunedInputs &tuned) {
     std::vector<plan::ConfigRow> configs = load_config_rows(config_path, &set_name);
     if (set_name.empty()) set_name = "generated_set";
     try {
-        return plan::plan_kernel_set(set_name, plan::split_list(targets, ','), configs);
+        return plan::plan_kernel_set(set_name, plan::split_list(targets, ','), configs, tuned);
     } catch (const plan::PlanError &e) {
         throw Error(config_path + ": " + e.what());
     }
@@ -211,7 +214,10 @@ nlohmann::json manifest_of(const plan::KernelPlan &plan, const std::string &out_
                                {"kernels", nlohmann::json::array()}};
     for (size_t i = 0; i < plan.kernels.size(); i++) {
         const plan::PlannedKernel &k = plan.kernels[i];
-        nlohmann::json entry = {{"name", k.name}, {"generator", k.generator}, {"params", k.params}};
+        nlohmann::json entry = {{"name", k.name},
+                                {"generator", k.generator},
+                                {"params", k.params},
+                                {"tuning", k.tuning_by_level}};
         if (seconds) {
             entry["library"] = k.name + ".a";
             entry["bytes"] = fs::file_size(fs::path(out_dir) / (k.name + ".a"));
@@ -227,6 +233,8 @@ nlohmann::json manifest_of(const plan::KernelPlan &plan, const std::string &out_
 
 int generate_command(int argc, char **argv) {
     std::string config_path, targets_arg, out_dir, set_name;
+    const char *db_env = std::getenv("MHAC_TUNED_DB");
+    std::string tuned_db = db_env ? db_env : "";
     bool plan_only = false;
     for (int i = 0; i < argc; i++) {
         std::string f = argv[i];
@@ -242,6 +250,8 @@ int generate_command(int argc, char **argv) {
             out_dir = value();
         else if (f == "--name")
             set_name = value();
+        else if (f == "--tuned-db")
+            tuned_db = value();
         else if (f == "--plan-only")
             plan_only = true;
         else if (f == "--help") {
@@ -254,7 +264,20 @@ int generate_command(int argc, char **argv) {
     if (config_path.empty() || targets_arg.empty() || out_dir.empty()) {
         throw Error(std::string("--config, --targets and -o are required\n") + kUsage);
     }
-    const plan::KernelPlan plan = load_plan(config_path, targets_arg, set_name);
+    tuned::Database db;
+    plan::TunedInputs tuned{nullptr, MHAC_SCHEDULE_SOURCE_HASH, MHAC_HALIDE_VERSION};
+    if (!tuned_db.empty()) {
+        try {
+            db = tuned::load_dir(tuned_db);
+        } catch (const tuned::DbError &e) {
+            throw Error(std::string("tuned database: ") + e.what());
+        }
+        tuned.db = &db;
+    }
+    const plan::KernelPlan plan = load_plan(config_path, targets_arg, set_name, tuned);
+    for (const auto &w : plan.warnings) {
+        std::fprintf(stderr, "mhac generate: warning: tuned database: %s\n", w.c_str());
+    }
     fs::create_directories(fs::path(out_dir) / "mhac");
     std::vector<double> seconds;
     if (!plan_only) seconds = generate_kernels(plan, generator_path(), out_dir);
@@ -291,6 +314,9 @@ int inspect_generated(const std::string &dir) {
                     k["generator"].get<std::string>().c_str(),
                     (unsigned long long)k.value("bytes", uint64_t{0}),
                     k.value("generation_seconds", 0.0), params.c_str());
+        for (const auto &level : k.value("tuning", nlohmann::json::array())) {
+            std::printf("      tuning %s\n", level.get<std::string>().c_str());
+        }
     }
     return 0;
 }

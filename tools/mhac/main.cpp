@@ -4,7 +4,9 @@
 //   mhac bench ...         time one layer call, seeded or from .npy files (mhac bench --help)
 //   mhac generate ...      kernels + registry for builds without CMake (mhac generate --help)
 //   mhac tune ...          search schedule knobs on this machine, write the tuned database
-//   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration)
+//   mhac tune merge ...    combine tuned databases (mhac tune merge --help)
+//   mhac inspect [DIR]     the compiled variants (name, targets, ISA levels, configuration,
+//                          what tuned each kernel per ISA level)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -121,6 +123,20 @@ std::string levels_of(const std::string &targets) {
     return out;
 }
 
+// What tuned a kernel, one ISA level per line.
+template <typename Fn>
+void print_kernel(const char *role, const mhac::NamedKernel<Fn> &k, const char *slot = nullptr) {
+    std::printf("    %-10s %s%s%s%s\n", role, k.name, slot ? " (" : "", slot ? slot : "",
+                slot ? ")" : "");
+    std::string tuning = k.tuning ? k.tuning : "hand defaults";
+    for (size_t start = 0; start <= tuning.size();) {
+        size_t end = tuning.find("; ", start);
+        if (end == std::string::npos) end = tuning.size();
+        std::printf("               tuning %s\n", tuning.substr(start, end - start).c_str());
+        start = end + 2;
+    }
+}
+
 void print_set(const mhac::KernelSet &set) {
     std::printf("kernel set %s: device %s, targets %s (levels: %s)\n", set.name, set.device,
                 set.targets, levels_of(set.targets).c_str());
@@ -133,17 +149,16 @@ void print_set(const mhac::KernelSet &set) {
             s.value_features, s.output_features, s.use_bias,
             c.is_generic() ? " (sizes at run time)" : "");
         for (const auto &k : c.fused) {
-            if (k) std::printf("    fused      %s\n", k.name);
+            if (k) print_kernel("fused", k);
         }
         for (int p = 0; p < mhac::kProjectionSlots; p++) {
-            std::printf("    projection %s (%s)\n", c.projection[p].name,
-                        mhac::kProjectionSlotNames[p]);
+            print_kernel("projection", c.projection[p], mhac::kProjectionSlotNames[p]);
         }
-        for (const auto &k : c.scores) std::printf("    scores     %s\n", k.name);
-        std::printf("    combine    %s\n", c.combine.name);
+        for (const auto &k : c.scores) print_kernel("scores", k);
+        print_kernel("combine", c.combine);
     }
     for (const auto &by_mask : set.softmax.by_path_mask) {
-        for (const auto &k : by_mask) std::printf("  shared softmax %s\n", k.name);
+        for (const auto &k : by_mask) print_kernel("softmax", k, "shared");
     }
 }
 
@@ -175,8 +190,8 @@ int main(int argc, char **argv) {
             "       mhac run ... (see mhac run --help)\n"
             "       mhac bench ... (see mhac bench --help)\n"
             "       mhac generate --config cfg.json --targets T1,T2 -o DIR\n"
-            "       mhac tune ... (see mhac tune --help; mhac tune merge -o DIR IN...)\n"
-            "       mhac inspect [DIR]\n");
+            "       mhac inspect [DIR]\n"
+            "       mhac tune ... (see mhac tune --help; mhac tune merge --help)\n");
         return argc < 2 ? 2 : 0;
     }
     std::string cmd = argv[1];

@@ -111,13 +111,11 @@ std::string knobs_text(const Knobs &k) {
     return s;
 }
 
-// Generator parameters that are schedule knobs, not part of the algorithm.
+// Generator parameters that are schedule knobs (tuned_param.h's table),
+// not part of the algorithm.
 bool is_knob_param(const std::string &key_value) {
     const std::string key = key_value.substr(0, key_value.find('='));
-    for (const KnobRange &r : fused_knob_space("x86-64-linux")) {
-        if (r.name == key) return true;
-    }
-    return key == "tuned";
+    return tuned::find_knob(key) || key == "tuned";
 }
 
 // ---------------------------------------------------------------- shapes --
@@ -1199,11 +1197,11 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
         if (k.generator != "mhac_fused" || k.name.rfind(prefix, 0) != 0) continue;
         KernelJob j;
         j.planned = k;
+        j.structural = tuned::kernel_key_params(k.params);
         for (const std::string &p : k.params) {
-            (is_knob_param(p) ? j.row_knobs : j.structural).push_back(p);
+            if (is_knob_param(p)) j.row_knobs.push_back(p);
             if (p.rfind("mask_kind=", 0) == 0) j.mask = p.substr(10);
         }
-        std::sort(j.structural.begin(), j.structural.end());
         j.label = row.name + "/fused/" + j.mask;
         if (wanted_masks.empty() || std::count(wanted_masks.begin(), wanted_masks.end(), j.mask))
             jobs.push_back(j);
@@ -1216,11 +1214,11 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
     if (!shard.empty()) {
         int i = 0, n = 0;
         char tail = 0;
-        if (std::sscanf(shard.c_str(), "%d/%d%c", &i, &n, &tail) != 2 || n < 1 || i < 1 || i > n)
-            throw Error("--shard: '" + shard + "' is not i/n with 1 <= i <= n");
+        if (std::sscanf(shard.c_str(), "%d/%d%c", &i, &n, &tail) != 2 || n < 1 || i < 0 || i >= n)
+            throw Error("--shard: '" + shard + "' is not i/n with 0 <= i < n");
         std::vector<KernelJob> mine;
         for (size_t k = 0; k < jobs.size(); k++) {
-            if (static_cast<int>(k % static_cast<size_t>(n)) == i - 1) mine.push_back(jobs[k]);
+            if (static_cast<int>(k % static_cast<size_t>(n)) == i) mine.push_back(jobs[k]);
         }
         jobs = mine;
     }
@@ -1239,7 +1237,7 @@ const char *kDescription =
 }  // namespace
 
 int tune_command(int argc, char **argv) {
-    if (argc >= 1 && std::string(argv[0]) == "merge") return tune_merge_command(argc - 1, argv + 1);
+    if (argc >= 1 && std::string(argv[0]) == "merge") return tune_merge_command(argc, argv);
     Options o;
     CLI::App app{kDescription, "mhac tune"};
     app.add_option("--config", o.config,
@@ -1274,7 +1272,9 @@ int tune_command(int argc, char **argv) {
     app.add_option("--work-dir", o.work_dir,
                    "objects, journals and cached references (default: "
                    "$XDG_CACHE_HOME/mhac/tune or ~/.cache/mhac/tune)");
-    app.add_option("--shard", o.shard, "i/n: tune only every n-th kernel, starting at the i-th");
+    app.add_option("--shard", o.shard,
+                   "i/n (0 <= i < n): tune only the kernels whose index is i modulo n (sweeps in "
+                   "shards, docs/tuning.md)");
     app.add_option("--autoschedulers", o.autoschedulers,
                    "autoscheduled twins to measure, comma separated, or none")
         ->capture_default_str();

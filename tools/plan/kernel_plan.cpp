@@ -56,28 +56,42 @@ ConfigRow::Param parse_row_param(const std::string &row, const std::string &toke
 
 namespace {
 
-// Collects kernels once each, in order; the same name twice must mean the
-// same kernel.
+// A C string literal of `text`.
+std::string c_string(const std::string &text) {
+    std::string s = "\"";
+    for (char c : text) {
+        if (c == '"' || c == '\\') s += '\\';
+        s += c;
+    }
+    return s + "\"";
+}
+
+// Collects kernels once each, in order, each looked up in the tuned
+// database once; the same name twice must mean the same kernel.
 class KernelList {
 public:
-    explicit KernelList(int capability) : capability_(capability) {}
+    KernelList(const KernelPlan &plan, const TunedInputs &tuned) : plan_(plan), tuned_(tuned) {}
 
-    // Plans kernel `stage`/`stem` and returns its symbol.
+    // Plans kernel `stage`/`stem` and returns its registry initializer.
     std::string add(const std::string &stage, const std::string &stem, const std::string &generator,
                     std::vector<std::string> params) {
-        std::string name = kernel_symbol(stage, stem, capability_);
-        for (const PlannedKernel &k : kernels_) {
-            if (k.name != name) continue;
-            if (k.params != params) {
+        const std::string name = kernel_symbol(stage, stem, plan_.compute_capability);
+        for (size_t i = 0; i < kernels_.size(); i++) {
+            if (kernels_[i].name != name) continue;
+            if (row_params_[i] != params) {
                 throw PlanError("kernel " + name + " is planned twice with different parameters: " +
-                                join(k.params) + " and " + join(params));
+                                join(row_params_[i]) + " and " + join(params));
             }
-            return name;
+            return entry(kernels_[i]);
         }
-        kernels_.push_back({name, generator, std::move(params)});
-        return name;
+        row_params_.push_back(params);
+        PlannedKernel k{name, generator, std::move(params), {}, "hand defaults"};
+        look_up(k);
+        kernels_.push_back(std::move(k));
+        return entry(kernels_.back());
     }
     std::vector<PlannedKernel> &kernels() { return kernels_; }
+    std::vector<std::string> &warnings() { return warnings_; }
 
     static std::string join(const std::vector<std::string> &v) {
         std::string s;
@@ -86,8 +100,37 @@ public:
     }
 
 private:
-    int capability_;
+    void look_up(PlannedKernel &k) {
+        const bool takes_tuned =
+            std::find(std::begin(tuned::kTunedGenerators), std::end(tuned::kTunedGenerators),
+                      k.generator) != std::end(tuned::kTunedGenerators);
+        tuned::Lookup found;
+        found.used.assign(plan_.targets.size(), nullptr);
+        if (tuned_.db && takes_tuned) {
+            try {
+                found = tuned::lookup(*tuned_.db, k.generator, tuned::kernel_key_params(k.params),
+                                      plan_.targets, tuned_.source_hash, tuned_.halide_version);
+            } catch (const tuned::TunedParamError &e) {
+                throw PlanError(e.what());
+            }
+        }
+        if (!found.tuned_param.empty()) k.params.push_back("tuned=" + found.tuned_param);
+        for (size_t i = 0; i < plan_.targets.size(); i++) {
+            k.tuning_by_level.push_back(tuned::describe_level(plan_.targets[i], found.used[i]));
+        }
+        k.tuning = tuned::describe_tuning(plan_.targets, found);
+        for (auto &w : found.warnings) warnings_.push_back(k.name + ": " + w);
+    }
+
+    static std::string entry(const PlannedKernel &k) {
+        return "{\"" + k.name + "\", " + k.name + ", " + c_string(k.tuning) + "}, ";
+    }
+
+    const KernelPlan &plan_;
+    const TunedInputs &tuned_;
     std::vector<PlannedKernel> kernels_;
+    std::vector<std::vector<std::string>> row_params_;  // before the database's knobs
+    std::vector<std::string> warnings_;
 };
 
 std::vector<std::string> with_knobs(std::vector<std::string> params, const ConfigRow &row,
@@ -96,10 +139,6 @@ std::vector<std::string> with_knobs(std::vector<std::string> params, const Confi
         if (p.stage == stage) params.push_back(p.key_value);
     }
     return params;
-}
-
-std::string entry(const std::string &name) {
-    return "{\"" + name + "\", " + name + "}, ";
 }
 
 // One row's kernels and its ConfigKernels initializer.
@@ -120,7 +159,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         std::string stem = s[0] == 0 ? std::string("generic")
                                      : "e" + std::to_string(s[0]) + "_j" + std::to_string(s[1]);
         if (!c.use_bias) stem += "_nobias";
-        proj << entry(kernels.add(
+        proj << (kernels.add(
             "projection", stem, "mhac_projection",
             with_knobs({num("in_features", s[0]), num("out_features", s[1]), "use_bias=" + bias}, c,
                        "projection")));
@@ -129,11 +168,10 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         generic ? std::string("generic")
                 : "n" + std::to_string(c.num_heads) + "_h" + std::to_string(c.key_dim);
     for (const char *path : kKerasPathTokens) {
-        scores << entry(
-            kernels.add("scores", heads_stem + "_" + path, "mhac_scores",
-                        with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
-                                    std::string("path=") + path},
-                                   c, "scores")));
+        scores << (kernels.add("scores", heads_stem + "_" + path, "mhac_scores",
+                               with_knobs({num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+                                           std::string("path=") + path},
+                                          c, "scores")));
     }
     const std::string combine = kernels.add(
         "combine",
@@ -146,7 +184,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
             fused << "{nullptr, nullptr}, ";
             continue;
         }
-        fused << entry(kernels.add(
+        fused << (kernels.add(
             "fused", c.name + "_" + mask, "mhac_fused",
             with_knobs(
                 {num("num_heads", c.num_heads), num("key_dim", c.key_dim),
@@ -163,7 +201,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         << "     {" << fused.str() << "},\n"
         << "     {" << proj.str() << "},\n"
         << "     {" << scores.str() << "},\n"
-        << "     " << entry(combine) << "},\n";
+        << "     " << combine << "},\n";
     return row.str();
 }
 
@@ -261,7 +299,7 @@ void plan_device(KernelPlan &plan) {
 }  // namespace
 
 KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::string> &targets,
-                           const std::vector<ConfigRow> &rows) {
+                           const std::vector<ConfigRow> &rows, const TunedInputs &tuned) {
     if (targets.empty()) throw PlanError("kernel set '" + set_name + "': no targets given");
     if (set_name.empty() || identifier(set_name) != set_name) {
         throw PlanError("kernel set name '" + set_name + "' must be letters, digits and _");
@@ -270,15 +308,15 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
     plan.set_name = set_name;
     plan.targets = targets;
     plan_device(plan);
-    KernelList kernels(plan.compute_capability);
+    KernelList kernels(plan, tuned);
 
     std::ostringstream softmax;
     for (const char *path : kKerasPathTokens) {
         softmax << "    {";
         for (const char *mask : kMaskKindNames) {
-            softmax << entry(
-                kernels.add("softmax", std::string(mask) + "_" + path, "mhac_masked_softmax",
-                            {std::string("mask_kind=") + mask, std::string("path=") + path}));
+            softmax << (kernels.add(
+                "softmax", std::string(mask) + "_" + path, "mhac_masked_softmax",
+                {std::string("mask_kind=") + mask, std::string("path=") + path}));
         }
         softmax << "},\n";
     }
@@ -296,6 +334,7 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
         config_rows << plan_row(all[i], kernels);
     }
     plan.kernels = std::move(kernels.kernels());
+    plan.warnings = std::move(kernels.warnings());
 
     std::string targets_str;
     for (const auto &t : targets) targets_str += (targets_str.empty() ? "" : " ") + t;

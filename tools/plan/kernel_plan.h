@@ -2,13 +2,16 @@
 // kernel set's kernels (symbol, generator, generator parameters) and its
 // registry source. mhac_add_kernel_set() runs it at configure time (the
 // mhac_plan executable, tools/plan/main.cpp) and declares one Halide library
-// per planned kernel; `mhac generate` links the same code. Plain C++17, no
-// dependencies: it is compiled before anything else is configured.
+// per planned kernel; `mhac generate` links the same code. Plain C++17 and
+// nlohmann-json (the tuned database, header only): it is compiled before
+// anything else is configured.
 #pragma once
 
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "tuned_db.h"
 
 namespace mhac::plan {
 
@@ -51,7 +54,11 @@ ConfigRow generic_row();
 struct PlannedKernel {
     std::string name;                 // symbol and library name
     std::string generator;            // registered generator name
-    std::vector<std::string> params;  // key=value GeneratorParams
+    std::vector<std::string> params;  // key=value GeneratorParams (tuned=... from the database)
+    // What tuned it, per ladder target (tuned::describe_level), and all
+    // levels in one line for the registry (tuned::describe_tuning).
+    std::vector<std::string> tuning_by_level;
+    std::string tuning;
 };
 
 struct KernelPlan {
@@ -63,13 +70,23 @@ struct KernelPlan {
     std::vector<PlannedKernel> kernels;  // each once, in registry order
     std::string registry_source;         // <set>_registry.cpp
     std::string header;                  // mhac/kernel_set_<set>.h
+    std::vector<std::string> warnings;   // database entries not used, one line each
 };
 
-// `rows` excludes the generic row, which every plan gets first. Throws
+// The tuned database a plan looks kernels up in, and what this build's
+// entries must have been tuned with.
+struct TunedInputs {
+    const tuned::Database *db = nullptr;  // null: hand defaults everywhere
+    std::string source_hash, halide_version;
+};
+
+// `rows` excludes the generic row, which every plan gets first. Kernels of
+// the generators that take `tuned` (tuned_param.h) get the knobs of the
+// database's entries for each ladder target (tuned::lookup). Throws
 // PlanError for a malformed target list, a duplicate row name, or one kernel
 // planned twice with different parameters.
 KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::string> &targets,
-                           const std::vector<ConfigRow> &rows);
+                           const std::vector<ConfigRow> &rows, const TunedInputs &tuned = {});
 
 // The plan as CMake variables (MHAC_PLAN_KERNELS, MHAC_PLAN_<kernel>_GENERATOR,
 // MHAC_PLAN_<kernel>_PARAMS, MHAC_PLAN_DEVICE, ...) for mhac_add_kernel_set().

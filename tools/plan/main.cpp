@@ -2,8 +2,12 @@
 // at configure time (cmake/MhacKernels.cmake).
 //
 //   mhac_plan set  --name SET --targets T1,T2... --table ROWS.txt --out DIR
+//                  [--db DIR --source-hash H --halide-version V]
 //       writes DIR/SET_plan.cmake, DIR/SET_registry.cpp, DIR/mhac/kernel_set_SET.h
-//       (ROWS.txt: one table row per line, see kernel_plan.h)
+//       (ROWS.txt: one table row per line, see kernel_plan.h); with --db, the
+//       kernels take the knobs of the tuned database's entries tuned with
+//       source hash H and Halide V, and each entry not used for a reason
+//       worth knowing is one line on stderr (CMake prints it as a warning)
 //   mhac_plan list --header mhac/NAME.h --function FN --sets A,B... --out DIR
 //       writes DIR/mhac/NAME.h and DIR/NAME.cpp: FN() returns every listed set
 //
@@ -59,8 +63,15 @@ int plan_set(std::map<std::string, std::string> f) {
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         rows.push_back(mhac::plan::parse_row(line));
     }
-    mhac::plan::KernelPlan plan =
-        mhac::plan::plan_kernel_set(name, mhac::plan::split_list(need(f, "--targets"), ','), rows);
+    mhac::tuned::Database db;
+    mhac::plan::TunedInputs tuned;
+    if (f.count("--db")) {
+        db = mhac::tuned::load_dir(f["--db"]);
+        tuned = {&db, need(f, "--source-hash"), need(f, "--halide-version")};
+    }
+    mhac::plan::KernelPlan plan = mhac::plan::plan_kernel_set(
+        name, mhac::plan::split_list(need(f, "--targets"), ','), rows, tuned);
+    for (const auto &w : plan.warnings) std::fprintf(stderr, "%s\n", w.c_str());
     const fs::path out = need(f, "--out");
     write_if_changed(out / (name + "_registry.cpp"), plan.registry_source);
     write_if_changed(out / "mhac" / ("kernel_set_" + name + ".h"), plan.header);

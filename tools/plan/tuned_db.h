@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "tuned_param.h"  // canonical_target(), the knob names (schedules/)
+
 namespace mhac::tuned {
 
 class DbError : public std::runtime_error {
@@ -43,24 +45,31 @@ struct Entry {
     std::vector<Timing> timings;
     std::string cpu;  // lscpu model name
     int cores = 0;
-    std::string date;          // UTC, ISO 8601
-    double budget_s = 0;       // the run's stated budget
-    double spent_s = 0;        // wall clock it used
-    int candidates = 0;        // candidates measured (all runs of this key)
-    int rejected = 0;          // of those, wrong results or failed compiles
+    std::string date;     // UTC, ISO 8601
+    double budget_s = 0;  // the run's stated budget
+    double spent_s = 0;   // wall clock it used
+    int candidates = 0;   // candidates measured (all runs of this key)
+    int rejected = 0;     // of those, wrong results or failed compiles
+
+    std::string file;  // where load_file() read it (not stored), for messages
 };
 
 struct Database {
     std::vector<Entry> entries;
 };
 
-// arch-bits-os followed by the features sorted, without the ones that do not
-// change generated code's ISA (no_runtime): the one spelling entries and
-// lookups compare.
-std::string canonical_target(const std::string &target);
+// canonical_target(target): arch-bits-os followed by the features sorted,
+// without the ones that do not change generated code's ISA (no_runtime): the
+// one spelling entries and lookups compare. Defined in tuned_param.h, which
+// the generators share.
+
+// An entry's kernel_params from a planned kernel's generator parameters:
+// without the knobs (and `tuned`), sorted.
+std::vector<std::string> kernel_key_params(const std::vector<std::string> &generator_params);
 
 // Reads every <dir>/*.json (a missing dir is an empty database). Throws
-// DbError naming the file for malformed JSON or entries.
+// DbError naming the file and the field for malformed JSON or entries, and
+// for one key in two entries.
 Database load_dir(const std::string &dir);
 Database load_file(const std::string &path);
 
@@ -76,18 +85,29 @@ bool same_key(const Entry &a, const Entry &b);
 // Adds `e`, replacing an entry with the same key.
 void upsert(Database &db, Entry e);
 
-// Combines databases (shards of a sweep): for equal keys the newer date wins.
+// Combines databases (shards of a sweep): for equal keys the newer date wins
+// (on equal dates, the later database).
 Database merge(const std::vector<Database> &dbs);
 
 // What the build does with a kernel: per ladder target, the entry it uses.
 struct Lookup {
-    std::string tuned_param;            // value for the generators' `tuned` GeneratorParam; "" = none
-    std::vector<const Entry *> used;    // one per ladder target, nullptr = hand defaults
-    std::vector<std::string> warnings;  // stale entries (hash / Halide version), one line each
+    std::string tuned_param;          // value for the generators' `tuned` GeneratorParam; "" = none
+    std::vector<const Entry *> used;  // one per ladder target, nullptr = hand defaults
+    std::vector<std::string> warnings;  // entries not used, and why: one line each
 };
+// Entries of other generators and kernel parameters are not looked at; of
+// the rest, those for another arch-bits-os (or a CUDA target for a CPU
+// ladder, and the reverse) are ignored silently, and those
+// for a target outside the ladder, of another source hash or Halide version,
+// or of a bucket other than "all" are ignored with a warning.
 Lookup lookup(const Database &db, const std::string &generator,
-              const std::vector<std::string> &kernel_params,
-              const std::vector<std::string> &ladder, const std::string &source_hash,
-              const std::string &halide_version);
+              const std::vector<std::string> &kernel_params, const std::vector<std::string> &ladder,
+              const std::string &source_hash, const std::string &halide_version);
+
+// What `used` means for a kernel, per ladder level, for the registry and
+// `mhac inspect`: "avx2-f16c-fma: key_block=64 (2026-05-01, 1.12x)", or
+// "hand defaults" (also for a level whose entry found the defaults best).
+std::string describe_level(const std::string &target, const Entry *used);
+std::string describe_tuning(const std::vector<std::string> &ladder, const Lookup &lookup);
 
 }  // namespace mhac::tuned

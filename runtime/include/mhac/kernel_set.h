@@ -29,6 +29,10 @@ template <typename Fn>
 struct NamedKernel {
     const char *name;  // the symbol, e.g. mha_fused_f32_bert_base_causal
     Fn fn;             // null when not compiled
+    // What tuned it, per ISA level of the ladder, from the tuned database
+    // (docs/tuning.md): "avx2-f16c-fma: key_block=64 (2026-05-01, 1.12x);
+    // sse41: hand defaults", or "hand defaults" for every level.
+    const char *tuning;
     explicit operator bool() const { return fn != nullptr; }
 };
 
