@@ -85,6 +85,30 @@ std::vector<SweepCase> all_cases() {
     const KernelSet &set = kernel_sets::default_set();
     for (size_t ci = 0; ci < set.num_configs; ci++) {
         const ConfigKernels &cfg = set.configs[ci];
+        // Kernels tuned per shape bucket (FusedBucket): select_variant takes
+        // them for calls inside their ranges, so one call per bucket kernel
+        // at sizes inside it (and unlike the lengths below).
+        for (size_t bi = 0; bi < cfg.num_fused_buckets; bi++) {
+            const FusedBucket &b = cfg.fused_buckets[bi];
+            const int64_t t = b.max_queries ? std::min<int64_t>(b.max_queries, 5) : b.min_queries;
+            const int64_t s = std::max<int64_t>(b.min_keys + 1, 130);
+            const ConfigSizes &z = cfg.sizes;
+            const Sizes sizes = cfg.is_generic() ? Sizes{1, t, s, 24, 20, 12, 2, 16, 16, 24}
+                                                 : Sizes{1,
+                                                         t,
+                                                         s,
+                                                         z.query_features,
+                                                         z.key_features,
+                                                         z.value_features,
+                                                         z.num_heads,
+                                                         z.key_dim,
+                                                         z.value_dim,
+                                                         z.output_features};
+            const MaskCase m = b.mask == MaskKind::none     ? MaskCase::none
+                               : b.mask == MaskKind::causal ? MaskCase::causal
+                                                            : MaskCase::random;
+            cases.push_back({cfg.name, false, m, sizes});
+        }
         for (bool staged : {false, true}) {
             if (cfg.is_generic()) {
                 // Sizes known only at run time: sweep heads and head dims.

@@ -18,6 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 const char *const kAvx2 = "x86-64-linux-avx2-f16c-fma";
 const char *const kSse41 = "x86-64-linux-sse41";
@@ -366,15 +367,73 @@ TEST(TunedPlan, TargetOutsideTheLadderIsNotUsed) {
     EXPECT_EQ(tuned_param_of(fused_tiny(p)), "");
 }
 
-TEST(TunedPlan, OtherBucketWarns) {
+const plan::PlannedKernel *kernel_named(const plan::KernelPlan &p, const std::string &name) {
+    for (const auto &k : p.kernels) {
+        if (k.name == name) return &k;
+    }
+    return nullptr;
+}
+
+Entry in_bucket(Entry e, const std::string &bucket) {
+    e.bucket = bucket;
+    return e;
+}
+
+TEST(TunedPlan, BucketWithOtherKnobsGetsAKernelOfItsOwn) {
     Database db;
-    Entry decode = tiny_entry(kAvx2, {"key_block=64"});
-    decode.bucket = "decode";
-    db.entries = {decode};
+    db.entries = {tiny_entry(kAvx2, {"key_block=64"}),
+                  in_bucket(tiny_entry(kAvx2, {"key_block=128", "query_block=32"}), "decode")};
     const plan::KernelPlan p = plan_tiny(db);
-    ASSERT_EQ(p.warnings.size(), 1u);
-    EXPECT_THAT(p.warnings[0], HasSubstr("bucket kernels not built yet"));
+    EXPECT_TRUE(p.warnings.empty()) << p.warnings[0];
+    EXPECT_EQ(tuned_param_of(fused_tiny(p)), "tuned=" + std::string(kAvx2) + ":key_block:64");
+    const plan::PlannedKernel *decode = kernel_named(p, "mha_fused_f32_tiny_none_decode");
+    ASSERT_NE(decode, nullptr);
+    EXPECT_EQ(tuned_param_of(*decode),
+              "tuned=" + std::string(kAvx2) + ":key_block:128,query_block:32");
+    // The registry carries the bucket's ranges (tuned::kBuckets) with its kernel.
+    EXPECT_THAT(p.registry_source, HasSubstr("const FusedBucket kBuckets_tiny[] = {"));
+    EXPECT_THAT(p.registry_source, HasSubstr("{MaskKind::none, \"decode\", 1, 1, 1, 0, "
+                                             "{\"mha_fused_f32_tiny_none_decode\", "
+                                             "mha_fused_f32_tiny_none_decode, "));
+    EXPECT_THAT(p.registry_source, HasSubstr("kBuckets_tiny, 1},"));
+    // No other bucket, mask or level got one.
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_causal_decode"), nullptr);
+}
+
+TEST(TunedPlan, BucketWithTheSameKnobsAsAllGetsNoKernel) {
+    Database db;
+    db.entries = {tiny_entry(kAvx2, {"key_block=64"}),
+                  in_bucket(tiny_entry(kAvx2, {"key_block=64"}), "decode")};
+    const plan::KernelPlan p = plan_tiny(db);
+    EXPECT_TRUE(p.warnings.empty());
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_decode"), nullptr);
+    EXPECT_THAT(p.registry_source, Not(HasSubstr("FusedBucket")));
+}
+
+TEST(TunedPlan, BucketKernelFallsBackToAllPerLevel) {
+    // Tuned for decode at sse41 only: its avx2 level keeps the all entry.
+    Database db;
+    db.entries = {tiny_entry(kAvx2, {"key_block=64"}),
+                  in_bucket(tiny_entry(kSse41, {"query_block=48"}), "decode")};
+    const plan::KernelPlan p = plan_tiny(db);
+    const plan::PlannedKernel *decode = kernel_named(p, "mha_fused_f32_tiny_none_decode");
+    ASSERT_NE(decode, nullptr);
+    EXPECT_EQ(tuned_param_of(*decode),
+              "tuned=" + std::string(kAvx2) + ":key_block:64/" + kSse41 + ":query_block:48");
+}
+
+TEST(TunedPlan, UnknownOrStaleBucketWarnsOnce) {
+    Database db;
+    Entry stale = in_bucket(tiny_entry(kAvx2, {"key_block=128"}), "decode");
+    stale.source_hash = "ffffffffffffffff";
+    db.entries = {in_bucket(tiny_entry(kAvx2, {"key_block=64"}), "sideways"), stale};
+    const plan::KernelPlan p = plan_tiny(db);
+    ASSERT_EQ(p.warnings.size(), 2u);
+    EXPECT_THAT(p.warnings[0] + p.warnings[1], HasSubstr("unknown bucket"));
+    EXPECT_THAT(p.warnings[0] + p.warnings[1], HasSubstr("stale"));
     EXPECT_EQ(tuned_param_of(fused_tiny(p)), "");
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_decode"), nullptr);
 }
 
 TEST(TunedPlan, DefaultsWinningIsRecordedWithoutKnobs) {

@@ -144,6 +144,13 @@ void choose_kernels(const KernelSet &set, const ConfigKernels &config, const Pro
     const int mask = static_cast<int>(problem.mask), path = static_cast<int>(problem.keras_path);
     if (sel.path == Path::fused) {
         sel.fused = config.fused[mask];
+        for (size_t i = 0; i < config.num_fused_buckets; i++) {
+            const FusedBucket &b = config.fused_buckets[i];
+            if (b.mask == problem.mask && b.holds(problem.queries, problem.keys) && b.kernel) {
+                sel.fused = b.kernel;
+                break;
+            }
+        }
         return;
     }
     for (int slot = 0; slot < kProjectionSlots; slot++) {

@@ -3,7 +3,7 @@
 # tuning: what it writes, that Ctrl-C keeps its measurements and --resume
 # does not repeat them, that a wrong candidate is never written, and that
 # bad options are clear errors. No time is checked.
-#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|errors>
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|errors>
 set -u
 MHAC=$1 WORK=$2 CASE=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -65,6 +65,19 @@ wrong)
   grep -q '"found_by": "hand defaults' "$f" || fail "the entry does not keep the hand defaults"
   echo "wrong: ok"
   ;;
+buckets)
+  # The decode bucket alone: its entry is keyed by the bucket and timed on
+  # T = 1 shapes only (1,16,16 is outside it: the bucket's own shape).
+  "$MHAC" tune "${tiny[@]}" --buckets decode --budget 25s >"$WORK/log" 2>&1 ||
+    { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q 'tiny/fused/none/decode' "$WORK/log" || fail "the decode bucket was not tuned"
+  grep -q 'shapes 1,1,512,' "$WORK/log" || fail "decode was not timed on its own shape"
+  f=$(db_file) && [[ -n "$f" ]] || fail "no entry written"
+  grep -q '"bucket": "decode"' "$f" || fail "the entry is not the decode bucket's"
+  grep -q '"bucket": "all"' "$f" && fail "an all-shapes entry was written"
+  echo "buckets: ok"
+  ;;
 errors)
   expect() {  # expect <message regex> <args...>: exit 1 and the message
     local re=$1
@@ -82,6 +95,7 @@ errors)
   expect "cannot be tuned yet" --config tiny --kernels scores
   expect "is not i/n" --config tiny --shard 3/2
   expect "not a thread count" --config tiny --threads 0
+  expect "unknown bucket 'sideways'" --config tiny --buckets all,sideways
   [[ ! -e "$WORK/db" ]] || fail "a refused run wrote a database"
   echo "errors: ok"
   ;;

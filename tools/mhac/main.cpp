@@ -151,6 +151,16 @@ void print_set(const mhac::KernelSet &set) {
         for (const auto &k : c.fused) {
             if (k) print_kernel("fused", k);
         }
+        for (size_t b = 0; b < c.num_fused_buckets; b++) {
+            const mhac::FusedBucket &fb = c.fused_buckets[b];
+            const std::string range = std::string(fb.bucket) + ": " +
+                                      mhac::mask_kind_name(fb.mask) + ", T " +
+                                      std::to_string(fb.min_queries) + ".." +
+                                      (fb.max_queries ? std::to_string(fb.max_queries) : "") +
+                                      ", S " + std::to_string(fb.min_keys) + ".." +
+                                      (fb.max_keys ? std::to_string(fb.max_keys) : "");
+            print_kernel("fused", fb.kernel, range.c_str());
+        }
         for (int p = 0; p < mhac::kProjectionSlots; p++) {
             print_kernel("projection", c.projection[p], mhac::kProjectionSlotNames[p]);
         }

@@ -380,7 +380,8 @@ std::vector<Timing> timings_from(const json &a) {
 struct Options {
     std::string config = "tiny";
     std::string kernels = "fused";
-    std::string masks;   // empty: every mask kind the row compiles
+    std::string masks;  // empty: every mask kind the row compiles
+    std::string buckets = "all";
     std::string report;  // markdown file the results are appended to
     std::string target = "host";
     std::string shapes;
@@ -493,17 +494,17 @@ struct KernelJob {
     std::vector<std::string> structural;  // params without knobs, sorted: the entry's key
     std::vector<std::string> row_knobs;   // knobs the table row sets
     std::string mask;
-    std::string label;  // config/fused/mask
+    std::string bucket = "all";  // tuned::kBuckets name, or all shapes
+    std::vector<Shape> shapes;   // timed, all inside the bucket
+    std::string label;           // config/fused/mask[/bucket]
 };
 
 class Tuner {
 public:
-    Tuner(Options o, plan::ConfigRow row, std::string target, std::vector<Shape> shapes,
-          std::vector<int> threads)
+    Tuner(Options o, plan::ConfigRow row, std::string target, std::vector<int> threads)
         : o_(std::move(o)),
           row_(std::move(row)),
           target_(std::move(target)),
-          shapes_(std::move(shapes)),
           threads_(std::move(threads)),
           start_(Clock::now()),
           budget_s_(parse_duration(o_.budget)),
@@ -553,7 +554,7 @@ private:
         if (!fs::exists(journal_)) append_journal({{"key", key}, {"started", utc_now()}});
 
         progress_.log("tuning " + job.label + " (" + job.planned.name + ") for " + target_ +
-                      ", shapes " + shapes_list() + ", " + std::to_string(cands_.size()) +
+                      ", shapes " + shapes_list(job.shapes) + ", " + std::to_string(cands_.size()) +
                       " candidates from the journal");
         // The hand default first: everything is measured against it.
         Candidate &base = candidate({}, "");
@@ -739,7 +740,7 @@ private:
         e.config = row_.name;
         e.kernel_params = job.structural;
         e.target = tuned::canonical_target(target_);
-        e.bucket = "all";
+        e.bucket = job.bucket;
         e.source_hash = MHAC_SCHEDULE_SOURCE_HASH;
         e.halide_version = MHAC_HALIDE_VERSION;
         for (const auto &[k, v] : winner) e.knobs.push_back(k + "=" + std::to_string(v));
@@ -785,6 +786,14 @@ private:
         }
     }
 
+    // The hand schedule needs shorter short tiles than full ones (with
+    // gemm_rows_short >= gemm_rows its two splits collide and the generator
+    // fails); such settings are not proposed.
+    static bool valid(const Knobs &k) {
+        auto rows = k.find("gemm_rows"), short_rows = k.find("gemm_rows_short");
+        return rows == k.end() || short_rows == k.end() || short_rows->second < rows->second;
+    }
+
     // Fills `batch` up to --jobs with untried knob settings: every single
     // knob change of the best so far first, then random changes of two.
     void propose(std::vector<Candidate *> &batch) {
@@ -801,7 +810,7 @@ private:
             for (int v : r.values) {
                 Knobs k = center;
                 k[r.name] = v;
-                if (!by_id_.count(knobs_text(k))) options.push_back(k);
+                if (valid(k) && !by_id_.count(knobs_text(k))) options.push_back(k);
             }
         }
         std::shuffle(options.begin(), options.end(), rng_);
@@ -811,7 +820,7 @@ private:
                 const KnobRange &r = space[rng_() % space.size()];
                 k[r.name] = r.values[rng_() % r.values.size()];
             }
-            if (!by_id_.count(knobs_text(k))) options.push_back(k);
+            if (valid(k) && !by_id_.count(knobs_text(k))) options.push_back(k);
         }
         for (const Knobs &k : options) {
             if (batch.size() >= static_cast<size_t>(o_.jobs)) break;
@@ -1013,7 +1022,8 @@ private:
                     {"reference_key", hex(fnv1a(row_.name + job_->planned.name + "v1"))}};
         for (const Shape &s : kCheckShapes)
             req["check_shapes"].push_back({s.batch, s.queries, s.keys});
-        for (const Shape &s : shapes_) req["time_shapes"].push_back({s.batch, s.queries, s.keys});
+        for (const Shape &s : job_->shapes)
+            req["time_shapes"].push_back({s.batch, s.queries, s.keys});
         const fs::path req_path = dir / "request.json", res_path = dir / "result.json";
         std::ofstream(req_path) << req.dump(1);
         fs::remove(res_path);
@@ -1051,7 +1061,8 @@ private:
     // -------------------------------------------------------------- journal
     std::string journal_key(const KernelJob &job) const {
         std::string k = job.planned.generator + " " + target_ + " " + MHAC_SCHEDULE_SOURCE_HASH +
-                        " " + MHAC_HALIDE_VERSION + " shapes " + shapes_list() + " threads";
+                        " " + MHAC_HALIDE_VERSION + " bucket " + job.bucket + " shapes " +
+                        shapes_list(job.shapes) + " threads";
         for (int t : threads_) k += " " + std::to_string(t);
         for (const std::string &p : job.structural) k += " " + p;
         for (const std::string &p : job.row_knobs) k += " row:" + p;
@@ -1136,9 +1147,9 @@ private:
         progress_.update(job_->label, done, std::max(total, done), best_, left);
     }
 
-    std::string shapes_list() const {
+    static std::string shapes_list(const std::vector<Shape> &shapes) {
         std::string s;
-        for (const Shape &x : shapes_) s += (s.empty() ? "" : ";") + shape_text(x);
+        for (const Shape &x : shapes) s += (s.empty() ? "" : ";") + shape_text(x);
         return s;
     }
     static std::string fmt(double v) {
@@ -1156,7 +1167,6 @@ private:
     Options o_;
     plan::ConfigRow row_;
     std::string target_;
-    std::vector<Shape> shapes_;
     std::vector<int> threads_;
     Clock::time_point start_;
     double budget_s_;
@@ -1175,8 +1185,30 @@ private:
     int compiled_ = 0, measured_ = 0, measured_kernel_ = 0;
 };
 
+// The timed shapes of a bucket: those of `shapes` inside it, else its own
+// typical shape (a bucket is tuned on calls it runs).
+std::vector<Shape> bucket_shapes(const std::string &bucket, const std::vector<Shape> &shapes) {
+    const tuned::Bucket *b = tuned::find_bucket(bucket);
+    if (!b) return shapes;  // "all"
+    const FusedBucket range{MaskKind::none, b->name, b->min_queries, b->max_queries, b->min_keys,
+                            b->max_keys,    {}};
+    std::vector<Shape> in;
+    for (const Shape &x : shapes) {
+        if (range.holds(x.queries, x.keys)) in.push_back(x);
+    }
+    if (in.empty()) {
+        const long long t =
+            b->max_queries ? std::min<long long>(b->max_queries, 16) : b->min_queries;
+        in.push_back({1, std::max<long long>(t, b->min_queries),
+                      std::max<long long>(b->min_keys, t > 1 ? 128 : 512)});
+        if (b->min_keys >= 1024) in.back() = {1, 1024, 1024};
+    }
+    return in;
+}
+
 std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string &target,
                                    const std::string &kernels, const std::string &masks,
+                                   const std::string &buckets, const std::vector<Shape> &shapes,
                                    const std::string &shard) {
     const std::vector<std::string> wanted_masks = plan::split_list(masks, ',');
     std::set<std::string> wanted;
@@ -1203,8 +1235,20 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
             if (p.rfind("mask_kind=", 0) == 0) j.mask = p.substr(10);
         }
         j.label = row.name + "/fused/" + j.mask;
-        if (wanted_masks.empty() || std::count(wanted_masks.begin(), wanted_masks.end(), j.mask))
-            jobs.push_back(j);
+        if (!wanted_masks.empty() && !std::count(wanted_masks.begin(), wanted_masks.end(), j.mask))
+            continue;
+        for (const std::string &b : plan::split_list(buckets, ',')) {
+            if (b != "all" && !tuned::find_bucket(b)) {
+                std::string names = "all";
+                for (const tuned::Bucket &x : tuned::kBuckets) names += std::string(", ") + x.name;
+                throw Error("--buckets: unknown bucket '" + b + "' (" + names + ")");
+            }
+            KernelJob jb = j;
+            jb.bucket = b;
+            jb.shapes = bucket_shapes(b, shapes);
+            if (b != "all") jb.label += "/" + b;
+            jobs.push_back(jb);
+        }
     }
     for (const std::string &m : wanted_masks) {
         if (std::none_of(jobs.begin(), jobs.end(), [&](const KernelJob &j) { return j.mask == m; }))
@@ -1249,6 +1293,11 @@ int tune_command(int argc, char **argv) {
     app.add_option("--masks", o.masks,
                    "the fused kernels' mask kinds to tune (none, causal, dense), comma separated; "
                    "default: every one the configuration compiles");
+    app.add_option("--buckets", o.buckets,
+                   "shape buckets to tune, comma separated: all (one kernel for every shape), "
+                   "decode (T = 1), short (2 <= T <= 32), long (T > 32, S >= 1024); a bucket whose "
+                   "winner differs from all's gets a kernel of its own (docs/tuning.md)")
+        ->capture_default_str();
     app.add_option("--report", o.report,
                    "append the results (hand, tuned and autoscheduled times per shape) to this "
                    "markdown file");
@@ -1313,12 +1362,13 @@ int tune_command(int argc, char **argv) {
             work = xdg && *xdg ? fs::path(xdg) / "mhac" / "tune"
                                : fs::path(home ? home : "/tmp") / ".cache" / "mhac" / "tune";
         }
-        std::vector<KernelJob> jobs = kernel_jobs(row, target, o.kernels, o.masks, o.shard);
+        std::vector<KernelJob> jobs =
+            kernel_jobs(row, target, o.kernels, o.masks, o.buckets, shapes, o.shard);
         if (jobs.empty()) throw Error("nothing to tune: no fused kernel of '" + row.name + "'");
         work /= tuned::canonical_target(target) + "_" + row.name;
         fs::create_directories(work);
 
-        Tuner tuner(o, row, target, shapes, threads);
+        Tuner tuner(o, row, target, threads);
         tuner.work_ = work;
         if (const char *cc = std::getenv("CC")) tuner.compiler_ = cc;
         tuner.self_ = fs::canonical("/proc/self/exe").string();

@@ -73,8 +73,9 @@ public:
     KernelList(const KernelPlan &plan, const TunedInputs &tuned) : plan_(plan), tuned_(tuned) {}
 
     // Plans kernel `stage`/`stem` and returns its registry initializer.
+    // A bucket kernel (tuned::kBuckets) takes that bucket's entries.
     std::string add(const std::string &stage, const std::string &stem, const std::string &generator,
-                    std::vector<std::string> params) {
+                    std::vector<std::string> params, const std::string &bucket = "all") {
         const std::string name = kernel_symbol(stage, stem, plan_.compute_capability);
         for (size_t i = 0; i < kernels_.size(); i++) {
             if (kernels_[i].name != name) continue;
@@ -86,12 +87,24 @@ public:
         }
         row_params_.push_back(params);
         PlannedKernel k{name, generator, std::move(params), {}, "hand defaults"};
-        look_up(k);
+        look_up(k, bucket, bucket == "all");
         kernels_.push_back(std::move(k));
         return entry(kernels_.back());
     }
     std::vector<PlannedKernel> &kernels() { return kernels_; }
     std::vector<std::string> &warnings() { return warnings_; }
+
+    // Whether `bucket`'s entries give the kernel other knobs than its "all"
+    // entries (then it gets a kernel of its own). Warns about that bucket's
+    // unusable entries once, whatever the answer.
+    bool bucket_differs(const std::string &name, const std::string &generator,
+                        const std::vector<std::string> &params, const std::string &bucket) {
+        if (!tuned_.db) return false;
+        const tuned::Lookup all = find(generator, params, "all");
+        const tuned::Lookup mine = find(generator, params, bucket);
+        for (auto &w : mine.warnings) warnings_.push_back(name + ": " + w);
+        return all.tuned_param != mine.tuned_param;
+    }
 
     static std::string join(const std::vector<std::string> &v) {
         std::string s;
@@ -100,26 +113,35 @@ public:
     }
 
 private:
-    void look_up(PlannedKernel &k) {
+    tuned::Lookup find(const std::string &generator, const std::vector<std::string> &params,
+                       const std::string &bucket) const {
         const bool takes_tuned =
             std::find(std::begin(tuned::kTunedGenerators), std::end(tuned::kTunedGenerators),
-                      k.generator) != std::end(tuned::kTunedGenerators);
+                      generator) != std::end(tuned::kTunedGenerators);
         tuned::Lookup found;
         found.used.assign(plan_.targets.size(), nullptr);
         if (tuned_.db && takes_tuned) {
             try {
-                found = tuned::lookup(*tuned_.db, k.generator, tuned::kernel_key_params(k.params),
-                                      plan_.targets, tuned_.source_hash, tuned_.halide_version);
+                found =
+                    tuned::lookup(*tuned_.db, generator, tuned::kernel_key_params(params),
+                                  plan_.targets, tuned_.source_hash, tuned_.halide_version, bucket);
             } catch (const tuned::TunedParamError &e) {
                 throw PlanError(e.what());
             }
         }
+        return found;
+    }
+
+    void look_up(PlannedKernel &k, const std::string &bucket, bool warn) {
+        const tuned::Lookup found = find(k.generator, k.params, bucket);
         if (!found.tuned_param.empty()) k.params.push_back("tuned=" + found.tuned_param);
         for (size_t i = 0; i < plan_.targets.size(); i++) {
             k.tuning_by_level.push_back(tuned::describe_level(plan_.targets[i], found.used[i]));
         }
         k.tuning = tuned::describe_tuning(plan_.targets, found);
-        for (auto &w : found.warnings) warnings_.push_back(k.name + ": " + w);
+        if (warn) {
+            for (auto &w : found.warnings) warnings_.push_back(k.name + ": " + w);
+        }
     }
 
     static std::string entry(const PlannedKernel &k) {
@@ -141,14 +163,16 @@ std::vector<std::string> with_knobs(std::vector<std::string> params, const Confi
     return params;
 }
 
-// One row's kernels and its ConfigKernels initializer.
-std::string plan_row(const ConfigRow &c, KernelList &kernels) {
+// One row's kernels and its ConfigKernels initializer; its bucket kernels'
+// array (if any) goes to `bucket_arrays`.
+std::string plan_row(const ConfigRow &c, KernelList &kernels, std::string *bucket_arrays) {
     const int jq = c.num_heads * c.key_dim, jv = c.num_heads * c.value_dim;
     const std::string bias = c.use_bias ? "true" : "false";
     const bool generic = c.num_heads == 0;
     auto num = [](const char *key, int v) { return std::string(key) + "=" + std::to_string(v); };
 
-    std::ostringstream proj, scores, fused;
+    std::ostringstream proj, scores, fused, buckets;
+    int num_buckets = 0;
     // Registry order: ProjectionSlot (query, key, value, output, gate).
     const int slots[kProjectionSlots][2] = {{c.query_features, jq},
                                             {c.key_features, jq},
@@ -184,15 +208,33 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
             fused << "{nullptr, nullptr}, ";
             continue;
         }
-        fused << (kernels.add(
-            "fused", c.name + "_" + mask, "mhac_fused",
-            with_knobs(
-                {num("num_heads", c.num_heads), num("key_dim", c.key_dim),
-                 num("value_dim", c.value_dim), num("query_features", c.query_features),
-                 num("key_features", c.key_features), num("value_features", c.value_features),
-                 num("output_features", c.output_features), "use_bias=" + bias,
-                 std::string("mask_kind=") + mask},
-                c, "fused")));
+        const std::vector<std::string> params = with_knobs(
+            {num("num_heads", c.num_heads), num("key_dim", c.key_dim),
+             num("value_dim", c.value_dim), num("query_features", c.query_features),
+             num("key_features", c.key_features), num("value_features", c.value_features),
+             num("output_features", c.output_features), "use_bias=" + bias,
+             std::string("mask_kind=") + mask},
+            c, "fused");
+        const std::string stem = c.name + "_" + mask;
+        fused << kernels.add("fused", stem, "mhac_fused", params);
+        for (const tuned::Bucket &b : tuned::kBuckets) {
+            if (!kernels.bucket_differs(kernel_symbol("fused", stem, 0), "mhac_fused", params,
+                                        b.name)) {
+                continue;
+            }
+            buckets << "    {MaskKind::" << mask << ", \"" << b.name << "\", " << b.min_queries
+                    << ", " << b.max_queries << ", " << b.min_keys << ", " << b.max_keys << ", "
+                    << kernels.add("fused", stem + "_" + b.name, "mhac_fused", params, b.name)
+                    << "},\n";
+            num_buckets++;
+        }
+    }
+    std::string bucket_ref;
+    if (num_buckets > 0) {
+        const std::string array = "kBuckets_" + identifier(c.name);
+        *bucket_arrays += "// " + c.name + "'s fused kernels per shape bucket (tuned::kBuckets)\n" +
+                          "const FusedBucket " + array + "[] = {\n" + buckets.str() + "};\n\n";
+        bucket_ref = ",\n     " + array + ", " + std::to_string(num_buckets);
     }
     std::ostringstream row;
     row << "    {\"" << c.name << "\", {" << c.num_heads << ", " << c.key_dim << ", " << c.value_dim
@@ -201,7 +243,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels) {
         << "     {" << fused.str() << "},\n"
         << "     {" << proj.str() << "},\n"
         << "     {" << scores.str() << "},\n"
-        << "     " << combine << "},\n";
+        << "     " << combine << bucket_ref << "},\n";
     return row.str();
 }
 
@@ -323,6 +365,7 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
     std::vector<ConfigRow> all{generic_row()};
     all.insert(all.end(), rows.begin(), rows.end());
     std::ostringstream config_rows;
+    std::string bucket_arrays;
     for (size_t i = 0; i < all.size(); i++) {
         check_row(all[i], i == 0);
         for (size_t j = 0; j < i; j++) {
@@ -331,7 +374,7 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
                                 "' is listed twice");
             }
         }
-        config_rows << plan_row(all[i], kernels);
+        config_rows << plan_row(all[i], kernels, &bucket_arrays);
     }
     plan.kernels = std::move(kernels.kernels());
     plan.warnings = std::move(kernels.warnings());
@@ -342,8 +385,9 @@ KernelPlan plan_kernel_set(const std::string &set_name, const std::vector<std::s
     reg << kGeneratedBy << "#include \"mhac/kernel_set_" << set_name << ".h\"\n\n";
     for (const auto &k : plan.kernels) reg << "#include \"" << k.name << ".h\"\n";
     reg << "\nnamespace mhac::kernel_sets {\nnamespace {\nusing namespace mhac;\n\n"
+        << bucket_arrays
         << "// name, sizes (0 = any), fused[none, causal, dense], projections[q, k, v, o, gate],\n"
-        << "// scores[fused, explicit], combine\n"
+        << "// scores[fused, explicit], combine[, bucket kernels, count]\n"
         << "const ConfigKernels kConfigs[] = {\n"
         << config_rows.str() << "};\n\n"
         << "// [keras path][mask kind]\n"

@@ -384,22 +384,38 @@ Database merge(const std::vector<Database> &dbs) {
     return out;
 }
 
+const Bucket *find_bucket(const std::string &name) {
+    for (const Bucket &b : kBuckets) {
+        if (name == b.name) return &b;
+    }
+    return nullptr;
+}
+
 Lookup lookup(const Database &db, const std::string &generator,
               const std::vector<std::string> &kernel_params, const std::vector<std::string> &ladder,
-              const std::string &source_hash, const std::string &halide_version) {
+              const std::string &source_hash, const std::string &halide_version,
+              const std::string &bucket) {
     std::vector<std::string> keys;
     for (const auto &t : ladder) keys.push_back(canonical_target(t));
     Lookup out;
     out.used.assign(ladder.size(), nullptr);
+    std::vector<const Entry *> used_all(ladder.size(), nullptr);
     for (const Entry &e : db.entries) {
         if (e.generator != generator || e.kernel_params != kernel_params) continue;
+        // Each entry is judged (and warned about) by the lookup of its own
+        // bucket; entries of unknown buckets by the "all" lookup.
+        const bool known_bucket = e.bucket == "all" || find_bucket(e.bucket);
+        const bool mine = e.bucket == bucket || (!known_bucket && bucket == "all");
+        if (!mine && !(e.bucket == "all" && bucket != "all")) continue;
+        std::vector<std::string> ignored_warnings;
+        std::vector<std::string> &warnings = mine ? out.warnings : ignored_warnings;
         const auto level = std::find(keys.begin(), keys.end(), e.target);
         if (level == keys.end()) {
             const bool same_machine_kind = std::any_of(
                 keys.begin(), keys.end(),
                 [&](const std::string &k) { return machine_kind(k) == machine_kind(e.target); });
             if (same_machine_kind) {
-                out.warnings.push_back(where_of(e) + ": ignored: the target is not in the ladder");
+                warnings.push_back(where_of(e) + ": ignored: the target is not in the ladder");
             }
             continue;
         }
@@ -412,14 +428,19 @@ Lookup lookup(const Database &db, const std::string &generator,
                        " (this build: " + halide_version + ")";
         }
         if (!differs.empty()) {
-            out.warnings.push_back(where_of(e) + ": ignored, stale: " + differs);
+            warnings.push_back(where_of(e) + ": ignored, stale: " + differs);
             continue;
         }
-        if (e.bucket != "all") {
-            out.warnings.push_back(where_of(e) + ": ignored: bucket kernels not built yet");
+        if (!known_bucket) {
+            std::string names = "all";
+            for (const Bucket &b : kBuckets) names += std::string(", ") + b.name;
+            warnings.push_back(where_of(e) + ": ignored: unknown bucket (" + names + ")");
             continue;
         }
-        out.used[level - keys.begin()] = &e;
+        (e.bucket == bucket ? out.used : used_all)[level - keys.begin()] = &e;
+    }
+    for (size_t i = 0; i < ladder.size(); i++) {
+        if (!out.used[i]) out.used[i] = used_all[i];
     }
     std::vector<TargetKnobs> per_target;
     for (size_t i = 0; i < ladder.size(); i++) {

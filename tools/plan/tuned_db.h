@@ -89,6 +89,23 @@ void upsert(Database &db, Entry e);
 // (on equal dates, the later database).
 Database merge(const std::vector<Database> &dbs);
 
+// Shape buckets: a fused kernel may be compiled once more per bucket whose
+// tuned knobs differ from its "all" entry's, and select_variant takes the
+// first bucket kernel (in this order) whose ranges hold the call's T and S
+// (max 0 = unbounded). The registry carries the bounds; this is the one
+// table of them.
+struct Bucket {
+    const char *name;
+    long long min_queries, max_queries, min_keys, max_keys;
+    const char *what;
+};
+inline constexpr Bucket kBuckets[] = {
+    {"decode", 1, 1, 1, 0, "one query (T = 1)"},
+    {"short", 2, 32, 1, 0, "short queries (2 <= T <= 32)"},
+    {"long", 33, 0, 1024, 0, "long key ranges (T > 32, S >= 1024)"},
+};
+const Bucket *find_bucket(const std::string &name);  // null for "all" and unknown names
+
 // What the build does with a kernel: per ladder target, the entry it uses.
 struct Lookup {
     std::string tuned_param;          // value for the generators' `tuned` GeneratorParam; "" = none
@@ -99,10 +116,13 @@ struct Lookup {
 // the rest, those for another arch-bits-os (or a CUDA target for a CPU
 // ladder, and the reverse) are ignored silently, and those
 // for a target outside the ladder, of another source hash or Halide version,
-// or of a bucket other than "all" are ignored with a warning.
+// or of an unknown bucket are ignored with a warning. With `bucket` other
+// than "all", a target without an entry of that bucket takes its "all"
+// entry; warnings then name only that bucket's entries.
 Lookup lookup(const Database &db, const std::string &generator,
               const std::vector<std::string> &kernel_params, const std::vector<std::string> &ladder,
-              const std::string &source_hash, const std::string &halide_version);
+              const std::string &source_hash, const std::string &halide_version,
+              const std::string &bucket = "all");
 
 // What `used` means for a kernel, per ladder level, for the registry and
 // `mhac inspect`: "avx2-f16c-fma: key_block=64 (2026-05-01, 1.12x)", or

@@ -48,6 +48,22 @@ struct ConfigSizes {
     bool use_bias;
 };
 
+// A fused kernel compiled again for a shape bucket whose tuned knobs differ
+// from the kernel for all shapes (tools/plan/tuned_db.h's kBuckets): it runs
+// the calls of its mask kind whose T and S lie in its ranges (max 0 =
+// unbounded); select_variant takes the first that holds.
+struct FusedBucket {
+    MaskKind mask;
+    const char *bucket;  // e.g. "decode"
+    long long min_queries, max_queries, min_keys, max_keys;
+    NamedKernel<FusedFn> kernel;
+
+    bool holds(long long queries, long long keys) const {
+        return queries >= min_queries && (max_queries == 0 || queries <= max_queries) &&
+               keys >= min_keys && (max_keys == 0 || keys <= max_keys);
+    }
+};
+
 struct ConfigKernels {
     const char *name;  // "generic" or the row's name in the table
     ConfigSizes sizes;
@@ -55,6 +71,8 @@ struct ConfigKernels {
     NamedKernel<ProjectionFn> projection[kProjectionSlots];
     NamedKernel<ScoresFn> scores[kKerasPaths];
     NamedKernel<CombineFn> combine;
+    const FusedBucket *fused_buckets = nullptr;  // tuned per shape bucket, may be none
+    std::size_t num_fused_buckets = 0;
 
     bool is_generic() const { return sizes.num_heads == 0; }
 };
