@@ -540,6 +540,7 @@ private:
     int tune_kernel(const KernelJob &job, double deadline_s) {
         job_ = &job;
         cands_.clear();
+        unconfirmed_.clear();
         measured_kernel_ = 0;
         best_ = 1;
         by_id_.clear();
@@ -627,19 +628,33 @@ private:
         if (best->speedup() > 1.01 && !g_interrupted && seconds_since(start_) < budget_end) {
             progress_.log("re-measuring the best (" + best->label() + ", " + fmt(best->speedup()) +
                           "x) against the hand defaults");
-            Candidate again = *best;
-            again.timings.clear();
-            if (run_worker(again, 3 * o_.seconds_per_shape, budget_end)) {
-                if (again.worst_speedup() >= 1.0 && again.speedup() > 1.01) {
+            // A confirmation that fails narrowly on one shape gets a second;
+            // then each shape takes the median of the three runs (the
+            // search's own included), so one noisy repetition decides neither way.
+            std::vector<std::vector<Timing>> runs = {best->timings};
+            for (int round = 0; round < 2 && !g_interrupted; round++) {
+                Candidate again = *best;
+                again.timings.clear();
+                if (!run_worker(again, 3 * o_.seconds_per_shape, budget_end)) break;
+                runs.push_back(again.timings);
+                Candidate judged = *best;
+                judged.timings = round == 0 ? again.timings : median_timings(runs);
+                if (judged.worst_speedup() >= 1.0 && judged.speedup() > 1.01) {
                     winner = best->knobs;
-                    found_by = "knob search";
-                    final_timings = again.timings;
-                } else {
-                    progress_.log("not confirmed (" + fmt(again.speedup()) + "x, worst shape " +
-                                  fmt(again.worst_speedup()) + "x): keeping the hand defaults");
-                    final_timings = baseline_timings(again.timings);
+                    found_by =
+                        round == 0 ? "knob search" : "knob search (per shape the median of 3 runs)";
+                    final_timings = judged.timings;
+                    break;
                 }
+                progress_.log(std::string(round == 0 ? "not confirmed" : "not confirmed twice") +
+                              " (" + fmt(judged.speedup()) + "x, worst shape " +
+                              fmt(judged.worst_speedup()) + "x)");
+                final_timings = baseline_timings(judged.timings);
+                unconfirmed_ = best->label() + ": " + fmt(judged.speedup()) + "x, worst shape " +
+                               fmt(judged.worst_speedup()) + "x";
+                if (judged.speedup() < 1.03 || judged.worst_speedup() < 0.95) break;
             }
+            if (winner.empty()) progress_.log("keeping the hand defaults");
         } else if (best->speedup() > 1.01 && g_interrupted && best->worst_speedup() >= 1.0) {
             winner = best->knobs;  // interrupted: keep what was measured
             found_by = "knob search (interrupted before re-measuring)";
@@ -650,6 +665,23 @@ private:
         report(job, winner, final_timings);
         write_entry(job, winner, found_by, final_timings);
         return 0;
+    }
+
+    // Per shape and thread count, the timing whose candidate/default ratio
+    // is the median of `runs` (each run lists the same shapes in order).
+    static std::vector<Timing> median_timings(const std::vector<std::vector<Timing>> &runs) {
+        std::vector<Timing> out;
+        for (size_t i = 0; i < runs[0].size(); i++) {
+            std::vector<Timing> at;
+            for (const auto &r : runs) {
+                if (i < r.size()) at.push_back(r[i]);
+            }
+            std::sort(at.begin(), at.end(), [](const Timing &a, const Timing &b) {
+                return a.default_ms / a.candidate_ms < b.default_ms / b.candidate_ms;
+            });
+            out.push_back(at[at.size() / 2]);
+        }
+        return out;
     }
 
     // The hand defaults' side of a measurement, as the entry of a kernel
@@ -702,7 +734,9 @@ private:
            << utc_now() << "; budget " << fmt(budget_s_) << " s for the run; " << measured
            << " candidates measured, " << rejected << " rejected, " << failed
            << " failed to compile, " << duplicate
-           << " the same code as another. Winner: " << knobs_text(winner) << ".\n\n"
+           << " the same code as another. Winner: " << knobs_text(winner)
+           << (unconfirmed_.empty() ? "" : " (best candidate not confirmed: " + unconfirmed_ + ")")
+           << ".\n\n"
            << "| B, T, S | threads | hand ms | tuned ms | speedup |";
         for (const Candidate *t : twins) md << " " << t->autoscheduler << " ms (x hand) |";
         md << "\n|---|---:|---:|---:|---:|";
@@ -1183,6 +1217,7 @@ private:
     fs::path journal_;
     double compile_s_ = 0, measure_s_ = 0, best_ = 1;
     int compiled_ = 0, measured_ = 0, measured_kernel_ = 0;
+    std::string unconfirmed_;  // the best candidate of this kernel that was not confirmed
 };
 
 // The timed shapes of a bucket: those of `shapes` inside it, else its own
