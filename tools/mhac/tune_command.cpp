@@ -260,10 +260,12 @@ std::string stamp_of(const std::string &path) {
 
 // A child in its own process group (so a terminal's Ctrl-C reaches only
 // mhac tune, which stops its children itself), output to `log`.
-pid_t start_process(const std::vector<std::string> &args, const fs::path &log) {
+pid_t start_process(const std::vector<std::string> &args, const fs::path &log,
+                    int halide_threads = 0) {
     pid_t pid = fork();
     if (pid == 0) {
         setpgid(0, 0);
+        if (halide_threads > 0) setenv("HL_NUM_THREADS", std::to_string(halide_threads).c_str(), 1);
         signal(SIGINT, SIG_DFL);
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) {
@@ -1058,45 +1060,57 @@ private:
             req["check_shapes"].push_back({s.batch, s.queries, s.keys});
         for (const Shape &s : job_->shapes)
             req["time_shapes"].push_back({s.batch, s.queries, s.keys});
-        const fs::path req_path = dir / "request.json", res_path = dir / "result.json";
-        std::ofstream(req_path) << req.dump(1);
-        fs::remove(res_path);
-        const pid_t pid = start_process(
-            {self_, "tune-worker", req_path.string(), res_path.string()}, dir / "worker.log");
-        std::optional<int> rc;
-        while (!(rc = finished(pid))) {
-            if (g_interrupted || seconds_since(start_) > deadline_s) {
-                kill_process(pid);
-                c.status = "new";
+        // One worker per thread count, its Halide runtimes sized by
+        // HL_NUM_THREADS before they start: a running pool does not shrink
+        // for halide_set_num_threads (measured: after the checks had run
+        // the candidate at 2 threads, "1 thread" timed it at 2). The first
+        // worker also checks the candidate.
+        std::vector<Timing> timings;
+        for (size_t ti = 0; ti < threads_.size(); ti++) {
+            req["threads"] = {threads_[ti]};
+            if (ti > 0) req["check_shapes"] = json::array();
+            const fs::path req_path = dir / "request.json", res_path = dir / "result.json";
+            std::ofstream(req_path) << req.dump(1);
+            fs::remove(res_path);
+            const pid_t pid =
+                start_process({self_, "tune-worker", req_path.string(), res_path.string()},
+                              dir / "worker.log", threads_[ti]);
+            std::optional<int> rc;
+            while (!(rc = finished(pid))) {
+                if (g_interrupted || seconds_since(start_) > deadline_s) {
+                    kill_process(pid);
+                    c.status = "new";
+                    return false;
+                }
+                draw();
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+            json res;
+            try {
+                std::ifstream in(res_path);
+                res = json::parse(in);
+            } catch (const std::exception &) {
+                res = {{"ok", false},
+                       {"error", "the worker crashed (status " + std::to_string(*rc) +
+                                     "): " + tail_of(dir / "worker.log")}};
+            }
+            if (!res.value("ok", false)) {
+                c.status = "rejected";
+                c.note = res.value("error", std::string("no result"));
                 return false;
             }
-            draw();
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            for (const Timing &t : timings_from(res.at("timings"))) timings.push_back(t);
         }
-        json res;
-        try {
-            std::ifstream in(res_path);
-            res = json::parse(in);
-        } catch (const std::exception &) {
-            res = {{"ok", false},
-                   {"error", "the worker crashed (status " + std::to_string(*rc) +
-                                 "): " + tail_of(dir / "worker.log")}};
-        }
-        if (!res.value("ok", false)) {
-            c.status = "rejected";
-            c.note = res.value("error", std::string("no result"));
-            return false;
-        }
-        c.timings = timings_from(res.at("timings"));
+        c.timings = timings;
         c.status = "measured";
         return true;
     }
 
     // -------------------------------------------------------------- journal
     std::string journal_key(const KernelJob &job) const {
-        std::string k = job.planned.generator + " " + target_ + " " + MHAC_SCHEDULE_SOURCE_HASH +
-                        " " + MHAC_HALIDE_VERSION + " bucket " + job.bucket + " shapes " +
-                        shapes_list(job.shapes) + " threads";
+        std::string k = "v2 " + job.planned.generator + " " + target_ + " " +
+                        MHAC_SCHEDULE_SOURCE_HASH + " " + MHAC_HALIDE_VERSION + " bucket " +
+                        job.bucket + " shapes " + shapes_list(job.shapes) + " threads";
         for (int t : threads_) k += " " + std::to_string(t);
         for (const std::string &p : job.structural) k += " " + p;
         for (const std::string &p : job.row_knobs) k += " row:" + p;

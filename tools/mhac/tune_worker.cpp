@@ -49,7 +49,6 @@ public:
         if (!handle_) throw Error("cannot load " + so + ": " + dlerror());
         auto fn = reinterpret_cast<FusedFn>(dlsym(handle_, function.c_str()));
         if (!fn) throw Error(so + " has no function " + function);
-        set_threads_ = reinterpret_cast<int (*)(int)>(dlsym(handle_, "halide_set_num_threads"));
         // The object's own Halide runtime aborts on errors by default; a
         // candidate's failure must come back as an error code (and so as an
         // mhac::Error from the layer) with its message.
@@ -67,9 +66,6 @@ public:
     // still be winding down, and the process ends soon anyway.
 
     const KernelSet &set() const { return set_; }
-    void set_threads(int n) const {
-        if (set_threads_) set_threads_(n);
-    }
 
 private:
     static void record_error(void *, const char *message) { last_halide_error() = message; }
@@ -78,7 +74,6 @@ private:
         return none;
     }
     void *handle_ = nullptr;
-    int (*set_threads_)(int) = nullptr;
     std::string function_;
     ConfigKernels config_;
     KernelSet set_;
@@ -214,9 +209,9 @@ json run(const json &req) {
     // Then timing: per shape and thread count, both kernels on the same
     // data, alternating which goes first.
     const double seconds_per_shape = req.value("seconds_per_shape", 0.4);
+    // The thread count is this process's HL_NUM_THREADS (mhac tune starts
+    // one worker per count): both runtimes size their pools from it.
     for (const int threads : req.at("threads").get<std::vector<int>>()) {
-        base.set_threads(threads);
-        cand.set_threads(threads);
         for (const json &shape_json : req.at("time_shapes")) {
             const testing::Sizes sizes = sizes_for(shape.sizes, shape_json);
             Call c;
