@@ -4,7 +4,7 @@
 #     TARGETS <halide target> ...        # multi-target ladder, baseline last;
 #                                        # or one CUDA target (x86-64-linux-cuda-cuda_capability_86)
 #     [RUNTIME <halide runtime target>]  # share one Halide runtime between sets
-#     [TUNED_DB <dir>]                   # tuned-schedule database, default MHAC_TUNED_DB
+#     [TUNED_DB <dir> | NONE]            # tuned-schedule database, default MHAC_TUNED_DB
 #     CONFIGS "<row>" ...)               # one row per layer configuration
 #
 # A row is whitespace separated:
@@ -211,20 +211,23 @@ function(mhac_add_kernel_set _set)
   if(NOT ARG_TUNED_DB)
     set(ARG_TUNED_DB ${MHAC_TUNED_DB})
   endif()
-  # A changed, added or removed database file re-plans.
-  file(GLOB _db_files ${ARG_TUNED_DB}/*.json)
-  set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_db_files})
-  if(IS_DIRECTORY ${ARG_TUNED_DB})
-    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ARG_TUNED_DB})
+  set(_db_args "")
+  if(NOT ARG_TUNED_DB STREQUAL "NONE")
+    set(_db_args --db ${ARG_TUNED_DB} --source-hash ${MHAC_SCHEDULE_SOURCE_HASH}
+                 --halide-version ${MHAC_HALIDE_VERSION})
+    # A changed, added or removed database file re-plans.
+    file(GLOB _db_files ${ARG_TUNED_DB}/*.json)
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${_db_files})
+    if(IS_DIRECTORY ${ARG_TUNED_DB})
+      set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${ARG_TUNED_DB})
+    endif()
   endif()
   set(_gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${_set}_registry)
   string(JOIN "\n" _table ${ARG_CONFIGS})
   file(CONFIGURE OUTPUT ${_gen_dir}/${_set}_table.txt CONTENT "${_table}\n" @ONLY)
   string(JOIN "," _targets_csv ${ARG_TARGETS})
   _mhac_run_planner("mhac_add_kernel_set(${_set})" set --name ${_set} --targets ${_targets_csv}
-                    --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir}
-                    --db ${ARG_TUNED_DB} --source-hash ${MHAC_SCHEDULE_SOURCE_HASH}
-                    --halide-version ${MHAC_HALIDE_VERSION})
+                    --table ${_gen_dir}/${_set}_table.txt --out ${_gen_dir} ${_db_args})
   include(${_gen_dir}/${_set}_plan.cmake)
   if(MHAC_KERNELS_FROM)
     _mhac_kernels_from_dir(_from)
