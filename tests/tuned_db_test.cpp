@@ -395,7 +395,7 @@ TEST(TunedPlan, BucketWithOtherKnobsGetsAKernelOfItsOwn) {
     EXPECT_THAT(p.registry_source, HasSubstr("{MaskKind::none, \"decode\", 1, 1, 1, 0, "
                                              "{\"mha_fused_f32_tiny_none_decode\", "
                                              "mha_fused_f32_tiny_none_decode, "));
-    EXPECT_THAT(p.registry_source, HasSubstr("kBuckets_tiny, 1},"));
+    EXPECT_THAT(p.registry_source, HasSubstr("\"hand defaults\"}, \n     kBuckets_tiny, 1},"));
     // No other bucket, mask or level got one.
     EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
     EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_causal_decode"), nullptr);

@@ -234,7 +234,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels, std::string *bucke
         const std::string array = "kBuckets_" + identifier(c.name);
         *bucket_arrays += "// " + c.name + "'s fused kernels per shape bucket (tuned::kBuckets)\n" +
                           "const FusedBucket " + array + "[] = {\n" + buckets.str() + "};\n\n";
-        bucket_ref = ",\n     " + array + ", " + std::to_string(num_buckets);
+        bucket_ref = "\n     " + array + ", " + std::to_string(num_buckets);
     }
     std::ostringstream row;
     row << "    {\"" << c.name << "\", {" << c.num_heads << ", " << c.key_dim << ", " << c.value_dim
