@@ -95,7 +95,7 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
                             : v == 8 ? std::vector<int>{3, 4, 5, 6, 7}
                             : arm    ? std::vector<int>{2, 3, 4, 5, 6}
                                      : std::vector<int>{2, 3};
-    return {{"key_block", {64, 128, 192, 256, 512}},
+    return {{"key_block", {32, 64, 128, 192, 256, 512}},
             {"query_block", {24, 48, 64, 96, 128, 192}},
             {"gemm_rows", rows},
             {"gemm_rows_short", {1, 2, 3, 4}},
