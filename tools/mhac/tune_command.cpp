@@ -563,7 +563,9 @@ private:
         Candidate &base = candidate({}, "");
         compile_batch({&base}, deadline_s);
         if (base.status != "compiled" && base.status != "measured") {
-            progress_.log("the hand-default kernel did not compile: " + base.note);
+            progress_.log(
+                "the hand-default kernel did not compile" +
+                (base.note.empty() ? std::string(" within the budget") : ": " + base.note));
             return 1;
         }
         base_ = &base;
@@ -571,7 +573,9 @@ private:
 
         std::vector<std::string> twins = plan::split_list(o_.autoschedulers, ',');
         if (o_.autoschedulers == "none") twins.clear();
-        while (!g_interrupted) {
+        // Past the deadline nothing starts, measured or not (compiles started
+        // then would only be stopped again).
+        while (!g_interrupted && seconds_since(start_) < deadline_s) {
             // One autoscheduled twin per batch at most, beside knob candidates.
             std::vector<Candidate *> batch;
             for (const std::string &t : twins) {
