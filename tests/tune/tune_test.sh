@@ -14,7 +14,7 @@ db_file() { ls "$WORK"/db/*.json 2>/dev/null | head -1; }
 
 case "$CASE" in
 smoke)
-  "$MHAC" tune "${tiny[@]}" --budget 25s --report "$WORK/report.md" >"$WORK/log" 2>&1 ||
+  "$MHAC" tune "${tiny[@]}" --budget 40s --report "$WORK/report.md" >"$WORK/log" 2>&1 ||
     { cat "$WORK/log"; fail "exit status $?"; }
   cat "$WORK/log"
   f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
@@ -56,7 +56,7 @@ resume)
   ;;
 wrong)
   # Every candidate but the hand default computes with a causal mask.
-  MHAC_TUNE_TEST_WRONG_PARAM=mask_kind=causal "$MHAC" tune "${tiny[@]}" --budget 25s \
+  MHAC_TUNE_TEST_WRONG_PARAM=mask_kind=causal "$MHAC" tune "${tiny[@]}" --budget 40s \
     >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
   cat "$WORK/log"
   grep -q 'rejected: wrong result' "$WORK/log" || fail "no candidate was rejected"
@@ -68,7 +68,7 @@ wrong)
 buckets)
   # The decode bucket alone: its entry is keyed by the bucket and timed on
   # T = 1 shapes only (1,16,16 is outside it: the bucket's own shape).
-  "$MHAC" tune "${tiny[@]}" --buckets decode --budget 25s >"$WORK/log" 2>&1 ||
+  "$MHAC" tune "${tiny[@]}" --buckets decode --budget 40s >"$WORK/log" 2>&1 ||
     { cat "$WORK/log"; fail "exit status $?"; }
   cat "$WORK/log"
   grep -q 'tiny/fused/none/decode' "$WORK/log" || fail "the decode bucket was not tuned"
