@@ -83,9 +83,8 @@ struct KnobRange {
 
 int vector_floats(const std::string &target) {
     if (target.find("avx512") != std::string::npos) return 16;
-    if (target.find("avx2") != std::string::npos || target.find("avx") != std::string::npos)
-        return 8;
-    return 4;  // sse41, arm-64 NEON
+    if (target.find("avx") != std::string::npos) return 8;  // avx, avx2
+    return 4;                                               // sse41, arm-64 NEON
 }
 
 std::vector<KnobRange> fused_knob_space(const std::string &target) {
@@ -924,7 +923,13 @@ private:
         };
         std::vector<Running> running;
         size_t next = 0;
-        const auto batch_start = Clock::now();
+        // A compile stopped before it finished leaves its candidate untried,
+        // so a later batch (or a resumed run) may propose it again.
+        auto abandon = [&](Running &r) {
+            kill_process(r.pid);
+            r.c->status = "new";
+            by_id_.erase(r.c->id());
+        };
         auto start_step = [&](Candidate *c, const fs::path &dir, int step) {
             std::vector<std::string> args =
                 step == 0 ? generator_args(*c, dir)
@@ -955,9 +960,7 @@ private:
                 Running &r = running[i];
                 std::optional<int> rc = finished(r.pid);
                 if (!rc && seconds_since(start_) > deadline_s) {
-                    kill_process(r.pid);
-                    r.c->status = "new";
-                    by_id_.erase(r.c->id());
+                    abandon(r);
                     running.erase(running.begin() + static_cast<long>(i));
                     continue;
                 }
@@ -987,13 +990,7 @@ private:
             draw();
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
-        for (Running &r : running) {
-            kill_process(r.pid);
-            forget(*r.c);
-            r.c->status = "new";
-            by_id_.erase(r.c->id());
-        }
-        (void)batch_start;
+        for (Running &r : running) abandon(r);
     }
 
     // A compiled candidate: the same code as one already measured is not
