@@ -293,8 +293,9 @@ public:
         p_.knobs = knobs_for_this_target(
             tuned, get_target(),
             {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block});
+        const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
-                                  sched::fused_key_block(get_target(), p_.knobs));
+                                  blocking.key_block, blocking.vector_tile);
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
                             2, "output_proj");

@@ -9,9 +9,14 @@
 
 namespace mhac::sched {
 
-// The fused attention's key block for `target`: the algorithm is written
-// over key blocks, so the generator needs it before the schedule runs.
-int fused_key_block(const Halide::Target &target, const KnobOverrides &knobs);
+// How the fused attention's algorithm is blocked for `target`: it is written
+// over key blocks whose K and V are staged in vector tiles, so the generator
+// needs both sizes before the schedule runs.
+struct FusedBlocking {
+    int key_block;    // keys per flash-attention block
+    int vector_tile;  // keys (of K) and value columns (of V) stored contiguously
+};
+FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
 
 struct ProjectionPipeline {
     gen::Projection proj;

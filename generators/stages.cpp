@@ -2,6 +2,7 @@
 
 #include <cfloat>
 #include <stdexcept>
+#include <string>
 
 namespace mhac::gen {
 
@@ -125,8 +126,13 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys) {
 
 FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
                                MaskKind kind, const Expr &keys, const Expr &key_dim,
-                               const Expr &value_dim, const Expr &scale, int key_block) {
+                               const Expr &value_dim, const Expr &scale, int key_block,
+                               int vector_tile) {
+    if (vector_tile <= 0 || key_block % vector_tile != 0)
+        throw std::invalid_argument("vector tile " + std::to_string(vector_tile) +
+                                    " does not divide the key block " + std::to_string(key_block));
     Var si("si"), h("h"), kb("kb"), t("t"), n("n"), b("b"), g("g"), c("c");
+    Var sl("sl"), sh("sh"), gl("gl"), gh("gh");
     FlashAttention f{Func("k_blocked"),
                      Func("v_blocked"),
                      Func("dot"),
@@ -155,10 +161,14 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     Expr key = kb * key_block + si;
     Expr key_clamped = min(key, keys - 1);
 
-    f.k_blocked(si, h, kb, n, b) = k(h, n, key_clamped, b);
-    f.v_blocked(g, si, kb, n, b) = v(g, n, key_clamped, b);
+    const int tile = vector_tile;
+    Expr tiled_key = min(kb * key_block + sh * tile + sl, keys - 1);
+    f.k_blocked(sl, h, sh, kb, n, b) = k(h, n, tiled_key, b);
+    // Columns past Hv in the last tile are clamped copies, never read.
+    f.v_blocked(gl, si, gh, kb, n, b) = v(min(gh * tile + gl, value_dim - 1), n, key_clamped, b);
     f.dot(si, kb, t, n, b) = 0.0f;
-    f.dot(si, kb, t, n, b) += q(f.r_h, n, t, b) * f.k_blocked(si, f.r_h, kb, n, b);
+    f.dot(si, kb, t, n, b) +=
+        q(f.r_h, n, t, b) * f.k_blocked(si % tile, f.r_h, si / tile, kb, n, b);
     Expr logit = f.dot(si, kb, t, n, b) * scale;
     if (kind != MaskKind::none) {
         logit = select(allowed(key_clamped, t, n, b), logit, kFusedMaskedLogit);
@@ -172,7 +182,7 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     f.block_sum(kb, t, n, b) += f.block_exp(f.r_si, kb, t, n, b);
     f.block_pv(g, kb, t, n, b) = 0.0f;
     f.block_pv(g, kb, t, n, b) +=
-        f.block_exp(f.r_si, kb, t, n, b) * f.v_blocked(g, f.r_si, kb, n, b);
+        f.block_exp(f.r_si, kb, t, n, b) * f.v_blocked(g % tile, f.r_si, g / tile, kb, n, b);
     f.block_out(c, kb, t, n, b) =
         select(c < value_dim, f.block_pv(min(c, value_dim - 1), kb, t, n, b), c == value_dim,
                f.block_sum(kb, t, n, b), f.block_max(kb, t, n, b));

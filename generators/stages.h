@@ -84,8 +84,10 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys);
 // row (every logit the finite fill) is still uniform over all keys. Keys past
 // S in the last block get a logit below the fill, so they weigh 0.
 struct FlashAttention {
-    Func k_blocked;  // (si, h, kb, n, b): key kb * key_block + si, clamped to S - 1
-    Func v_blocked;  // (g, si, kb, n, b): value row kb * key_block + si, clamped
+    // K and V of a key block in vector tiles (`vector_tile` wide), so the
+    // register tiles of Q.K^T and P.V read each tile as one contiguous run:
+    Func k_blocked;  // (sl, h, sh, kb, n, b): key kb * key_block + sh * tile + sl, clamped to S - 1
+    Func v_blocked;  // (gl, si, gh, kb, n, b): column gh * tile + gl of value row kb * key_block + si
     Func dot;        // (si, kb, t, n, b): the head-dim reduction q . k
     Func logits;     // (si, kb, t, n, b): scaled, masked, padded
     Func block_max;  // (kb, t, n, b)
@@ -107,7 +109,8 @@ struct FlashAttention {
 };
 FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
                                MaskKind kind, const Expr &keys, const Expr &key_dim,
-                               const Expr &value_dim, const Expr &scale, int key_block);
+                               const Expr &value_dim, const Expr &scale, int key_block,
+                               int vector_tile);
 
 // Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).

@@ -17,9 +17,9 @@ MHAC_DISPATCH(fused, FusedPipeline)
 
 #undef MHAC_DISPATCH
 
-int fused_key_block(const Halide::Target &target, const KnobOverrides &knobs) {
-    if (knobs.key_block > 0) return knobs.key_block;
-    return target.has_gpu_feature() ? gpu_fused_key_block(target) : cpu_fused_key_block(target);
+FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs) {
+    return target.has_gpu_feature() ? gpu_fused_blocking(target, knobs)
+                                    : cpu_fused_blocking(target, knobs);
 }
 
 }  // namespace mhac::sched

@@ -13,7 +13,7 @@ void cpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
 void cpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
 void cpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void cpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
-int cpu_fused_key_block(const Halide::Target &target);
+FusedBlocking cpu_fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
 
 // CUDA family: schedules/cuda/gpu_schedules.cpp.
 void gpu_schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
@@ -21,6 +21,6 @@ void gpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
 void gpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
 void gpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void gpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
-int gpu_fused_key_block(const Halide::Target &target);
+FusedBlocking gpu_fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
 
 }  // namespace mhac::sched
