@@ -86,8 +86,11 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys);
 struct FlashAttention {
     // K and V of a key block in vector tiles (`vector_tile` wide), so the
     // register tiles of Q.K^T and P.V read each tile as one contiguous run:
-    Func k_blocked;  // (sl, h, sh, kb, n, b): key kb * key_block + sh * tile + sl, clamped to S - 1
-    Func v_blocked;  // (gl, si, gh, kb, n, b): column gh * tile + gl of value row kb * key_block + si
+    // k_blocked(sl, h, sh, kb, n, b): key kb * key_block + sh * tile + sl,
+    // clamped to S - 1; v_blocked(gl, si, gh, kb, n, b): column gh * tile + gl
+    // of value row kb * key_block + si.
+    Func k_blocked;
+    Func v_blocked;
     Func dot;        // (si, kb, t, n, b): the head-dim reduction q . k
     Func logits;     // (si, kb, t, n, b): scaled, masked, padded
     Func block_max;  // (kb, t, n, b)
