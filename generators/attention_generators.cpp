@@ -53,6 +53,7 @@ public:
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};  // schedule knobs, 0 = the target's default
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
+    GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     GeneratorParam<std::string> tuned{"tuned", ""};  // per-target knobs (schedules/tuned_param.h)
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
@@ -92,6 +93,7 @@ public:
         row.gemm_rows = gemm_rows;
         row.gemm_rows_short = gemm_rows_short;
         row.gemm_k_block = gemm_k_block;
+        row.gemm_k_unroll = gemm_k_unroll;
         p.knobs = knobs_for_this_target(tuned, get_target(), row);
         sched::schedule_projection(p, get_target());
     }
@@ -241,6 +243,7 @@ public:
     GeneratorParam<int> gemm_rows{"gemm_rows", 0};
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
+    GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -292,7 +295,7 @@ public:
                                        mask.dim(3).extent());
         p_.knobs = knobs_for_this_target(
             tuned, get_target(),
-            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block});
+            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   blocking.key_block, blocking.vector_tile);

@@ -24,6 +24,7 @@ struct KnobOverrides {
     int gemm_rows = 0;        // rows per GEMM register tile
     int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
     int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
+    int gemm_k_unroll = 0;    // reduction steps unrolled in the GEMM register tile
 };
 
 struct KnobName {
@@ -34,7 +35,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"query_block", &KnobOverrides::query_block},
                                           {"gemm_rows", &KnobOverrides::gemm_rows},
                                           {"gemm_rows_short", &KnobOverrides::gemm_rows_short},
-                                          {"gemm_k_block", &KnobOverrides::gemm_k_block}};
+                                          {"gemm_k_block", &KnobOverrides::gemm_k_block},
+                                          {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll}};
 
 }  // namespace mhac::sched
 

@@ -61,11 +61,19 @@ struct CpuKnobs {
     // ms (128: 15.0 and 114); the accumulators' memory round trips cost more
     // than the L1-resident panel slice saves. Kept as a knob for the tuner.
     int gemm_k_block;
+    // Reduction steps per iteration of the register tile's loop (a knob for
+    // the tuner; default 1). 2-core AMD EPYC (Zen 3), 1 thread: a JIT sweep
+    // of the projection GEMM alone (768 x 768 weights, interleaved pairs)
+    // favoured 4 steps (128 rows 63-69 -> 70-72 GFLOP/s, 1024 rows 66-73 ->
+    // 76-80), but the AOT kernels in mhac_gemm_bench and mhac_bench, best of
+    // 4 interleaved runs, moved -13% to +8% with OpenBLAS's own times moving
+    // -14% to +21% between the two binaries: not a measurable change.
+    int gemm_k_unroll;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96, 0};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96, 0, 1};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
     if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
@@ -74,6 +82,7 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
     if (set.gemm_k_block >= 0) k.gemm_k_block = set.gemm_k_block;
+    if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
     return k;
 }
 
@@ -95,8 +104,9 @@ Expr work_of(std::initializer_list<Expr> extents) {
 }
 
 // A kPanelWidth x (rows of `acc`'s region) tile of accumulators computed at
-// `at`, the reduction `e` inside: with constant extents LLVM keeps them in
-// registers. Shared by every GEMM of these schedules.
+// `at`, the reduction `e` inside (gemm_k_unroll steps per iteration): with
+// constant extents LLVM keeps them in registers. Shared by every GEMM of
+// these schedules.
 void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKnobs &k) {
     Var aj = arg(acc, 0), am = arg(acc, 1);
     acc.compute_at(at)
@@ -104,7 +114,13 @@ void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKn
         .vectorize(aj, k.vector)
         .unroll(aj)
         .unroll(am);
-    acc.update().reorder(aj, am, e).vectorize(aj, k.vector).unroll(aj).unroll(am);
+    Stage update = acc.update();
+    update.reorder(aj, am, e).vectorize(aj, k.vector).unroll(aj).unroll(am);
+    if (k.gemm_k_unroll > 1) {
+        // GuardWithIf: input widths need not be a multiple of the unroll.
+        RVar eo("eo"), ei("ei");
+        update.split(e, eo, ei, k.gemm_k_unroll, TailStrategy::GuardWithIf).unroll(ei);
+    }
 }
 
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where

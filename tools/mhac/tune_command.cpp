@@ -98,7 +98,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"query_block", {24, 48, 64, 96, 128, 192}},
             {"gemm_rows", rows},
             {"gemm_rows_short", {1, 2, 3, 4}},
-            {"gemm_k_block", {0, 128, 256}}};
+            {"gemm_k_block", {0, 128, 256}},
+            {"gemm_k_unroll", {1, 2, 4, 8}}};
 }
 
 using Knobs = std::map<std::string, int>;
