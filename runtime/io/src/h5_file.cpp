@@ -7,6 +7,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <string>
 #include <utility>
 
 #include "checked_math.h"
@@ -37,13 +38,61 @@ std::string h5_path(const std::string &path) {
     return "/" + path;
 }
 
-herr_t collect(hid_t, const char *name, const H5O_info_t *info, void *op_data) {
-    auto *sets =
-        static_cast<std::pair<std::set<std::string> *, std::set<std::string> *> *>(op_data);
-    std::string path = std::strcmp(name, ".") == 0 ? std::string() : std::string(name);
-    if (info->type == H5O_TYPE_GROUP) sets->first->insert(path);
-    if (info->type == H5O_TYPE_DATASET) sets->second->insert(path);
-    return 0;
+// The object tree walked link by link instead of with H5Ovisit: H5Ovisit
+// remembers only objects whose header claims several links, so a damaged
+// file whose groups link back to an ancestor (link count 1) sent it into
+// endless recursion (a fuzz finding, tests/fuzz/regressions/keras_weights/
+// group_cycle). Every object is entered once, by address; depth and the
+// number of links are bounded far above any Keras weights file.
+constexpr int kMaxTreeDepth = 64;
+constexpr size_t kMaxTreeLinks = size_t{1} << 20;
+
+struct TreeWalk {
+    std::set<std::string> *groups;
+    std::set<std::string> *datasets;
+    std::set<haddr_t> entered;
+    size_t links = 0;
+    std::string problem;  // set when the walk stops early
+};
+
+herr_t walk_group(hid_t group, const std::string &prefix, int depth, TreeWalk &walk);
+
+struct LinkContext {
+    TreeWalk *walk;
+    const std::string *prefix;
+    int depth;
+};
+
+herr_t visit_link(hid_t group, const char *name, const H5L_info_t *link, void *op_data) {
+    auto &ctx = *static_cast<LinkContext *>(op_data);
+    TreeWalk &walk = *ctx.walk;
+    if (++walk.links > kMaxTreeLinks) {
+        walk.problem = "more than " + std::to_string(kMaxTreeLinks) + " links";
+        return -1;
+    }
+    // Soft and external links name other objects, as they did for H5Ovisit.
+    if (link->type != H5L_TYPE_HARD) return 0;
+    if (!walk.entered.insert(link->u.address).second) return 0;
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(group, name, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+    const std::string path = ctx.prefix->empty() ? std::string(name) : *ctx.prefix + "/" + name;
+    if (info.type == H5O_TYPE_DATASET) walk.datasets->insert(path);
+    if (info.type != H5O_TYPE_GROUP) return 0;
+    walk.groups->insert(path);
+    if (ctx.depth + 1 > kMaxTreeDepth) {
+        walk.problem = "groups nested deeper than " + std::to_string(kMaxTreeDepth);
+        return -1;
+    }
+    const hid_t child = H5Gopen2(group, name, H5P_DEFAULT);
+    if (child < 0) return -1;
+    const herr_t status = walk_group(child, path, ctx.depth + 1, walk);
+    H5Gclose(child);
+    return status < 0 ? -1 : 0;
+}
+
+herr_t walk_group(hid_t group, const std::string &prefix, int depth, TreeWalk &walk) {
+    LinkContext ctx{&walk, &prefix, depth};
+    return H5Literate(group, H5_INDEX_NAME, H5_ITER_NATIVE, nullptr, visit_link, &ctx);
 }
 
 // Reads every element of a string attribute (fixed or variable length); an
@@ -146,9 +195,16 @@ H5File H5File::open_image(std::vector<char> bytes, const std::string &label) {
 }
 
 void H5File::index() {
-    std::pair<std::set<std::string> *, std::set<std::string> *> sets{&groups_, &datasets_};
-    if (H5Ovisit(id_, H5_INDEX_NAME, H5_ITER_NATIVE, collect, &sets) < 0)
+    TreeWalk walk{&groups_, &datasets_, {}, 0, {}};
+    H5O_info_t root;
+    if (H5Oget_info2(id_, &root, H5O_INFO_BASIC) < 0)
         throw Error(label_ + ": cannot read the HDF5 object tree (file damaged?)");
+    walk.entered.insert(root.addr);
+    groups_.insert(std::string());
+    if (walk_group(id_, std::string(), 0, walk) < 0) {
+        throw Error(label_ + ": cannot read the HDF5 object tree (" +
+                    (walk.problem.empty() ? std::string("file damaged?") : walk.problem) + ")");
+    }
 }
 
 std::optional<std::string> H5File::string_attr(const std::string &path,
