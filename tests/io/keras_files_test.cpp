@@ -2,11 +2,13 @@
 // .keras archives, .weights.h5 in every layout we know, TF-era .h5, and the
 // errors for malformed or mismatched files.
 #include <gtest/gtest.h>
+#include <hdf5.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 
 #include "mhac/keras_io.h"
@@ -152,6 +154,40 @@ TEST_F(KerasFiles, WeightsH5WithLayerConfig) {
     EXPECT_EQ(l.name, "attn");
     EXPECT_TRUE(l.query_shape.empty());  // get_config() has no build shapes
     expect_weights(l, kBasic, 0);
+}
+
+// A copy of `source` in `dir` that libhdf5 itself then edits.
+std::string edited_copy(const fs::path &dir, const std::string &source,
+                        const std::function<void(hid_t)> &edit) {
+    const fs::path path = dir / fs::path(source).filename();
+    fs::copy_file(source, path);
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    EXPECT_GE(file, 0);
+    edit(file);
+    H5Fclose(file);
+    return path.string();
+}
+
+TEST_F(KerasFiles, WeightsH5WithAGroupLinkedToItsAncestorLoads) {
+    // A hard link back to the root: the tree walk enters every object once.
+    const std::string path = edited_copy(dir_, data("basic.weights.h5"), [](hid_t file) {
+        EXPECT_GE(H5Lcreate_hard(file, "/", file, "/back_to_root", H5P_DEFAULT, H5P_DEFAULT), 0);
+    });
+    expect_weights(load_weights_with_config(path, data("basic.config.json")), kBasic, 0);
+}
+
+TEST_F(KerasFiles, WeightsH5NestedTooDeepIsAnError) {
+    const std::string path = edited_copy(dir_, data("basic.weights.h5"), [](hid_t file) {
+        hid_t group = H5Gcreate2(file, "deep", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        for (int depth = 2; depth <= 65; depth++) {
+            const hid_t child = H5Gcreate2(group, "deep", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            H5Gclose(group);
+            group = child;
+        }
+        H5Gclose(group);
+    });
+    EXPECT_CONTAINS(error_of([&] { load_weights_with_config(path, data("basic.config.json")); }),
+                    "groups nested deeper than 64");
 }
 
 TEST_F(KerasFiles, WeightsH5OfABareLayer) {
