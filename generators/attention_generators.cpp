@@ -310,6 +310,7 @@ public:
         p_.static_value_dim = value_dim;
         p_.static_heads = num_heads;
         p_.heads = heads;
+        p_.key_dim = h_dim;
         p_.value_dim = hv_dim;
 
         // Shape contract, checked by Halide on every call.

@@ -55,7 +55,7 @@ struct FusedPipeline {
     int static_heads = 0;
     int static_key_dim = 0;
     int static_value_dim = 0;
-    Halide::Expr heads, value_dim;  // N and Hv, constants or run-time extents
+    Halide::Expr heads, key_dim, value_dim;  // N, H and Hv, constants or run-time extents
     KnobOverrides knobs;
 };
 

@@ -18,8 +18,12 @@ MHAC_DISPATCH(fused, FusedPipeline)
 #undef MHAC_DISPATCH
 
 FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs) {
-    return target.has_gpu_feature() ? gpu_fused_blocking(target, knobs)
-                                    : cpu_fused_blocking(target, knobs);
+    const bool gpu = target.has_gpu_feature();
+    const int key_block = knobs.key_block > 0 ? knobs.key_block
+                          : gpu               ? gpu_default_key_block(target)
+                                              : cpu_default_key_block(target);
+    return {key_block,
+            gpu ? gpu_vector_tile(target, key_block) : cpu_vector_tile(target, key_block)};
 }
 
 }  // namespace mhac::sched

@@ -13,7 +13,10 @@ void cpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
 void cpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
 void cpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void cpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
-FusedBlocking cpu_fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
+// The fused core's blocking: the key block when no knob sets it, and the
+// vector tile K and V are staged in for a given key block.
+int cpu_default_key_block(const Halide::Target &target);
+int cpu_vector_tile(const Halide::Target &target, int key_block);
 
 // CUDA family: schedules/cuda/gpu_schedules.cpp.
 void gpu_schedule_projection(ProjectionPipeline &p, const Halide::Target &target);
@@ -21,6 +24,7 @@ void gpu_schedule_scores(ScoresPipeline &p, const Halide::Target &target);
 void gpu_schedule_softmax(SoftmaxPipeline &p, const Halide::Target &target);
 void gpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void gpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
-FusedBlocking gpu_fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
+int gpu_default_key_block(const Halide::Target &target);
+int gpu_vector_tile(const Halide::Target &target, int key_block);
 
 }  // namespace mhac::sched

@@ -44,11 +44,6 @@ struct CpuKnobs {
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
     int parallel_min_work;
-    // Keys per flash-attention block: 128 keeps a block's K and V (2 x 32 KB
-    // at H = 64) in L2 next to the block's logits. Same run, generic, 2
-    // threads: 64 keys long 0.54 -> 0.77 s, prefill_b1 6.2 -> 6.7 ms; 256 keys
-    // prefill_b1 7.7 ms, seq512 28.3 -> 30.7 ms, long unchanged (0.53 s).
-    int key_block;
     // Query rows per attention block (rounded to gemm_rows, blocks near-equal):
     // every K/V block is read once per query block. Same run: 96 rows took
     // long from 0.54 to 0.45 s (24 rows: 0.67 s) with BERT shapes within
@@ -73,17 +68,23 @@ struct CpuKnobs {
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 128, 96, 0, 1};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1};
     // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
     if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
-    if (set.key_block > 0) k.key_block = set.key_block;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
     if (set.gemm_k_block >= 0) k.gemm_k_block = set.gemm_k_block;
     if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
     return k;
+}
+
+// Columns of the fused core's register tiles (two vectors): also the width
+// of the vector tiles K and V are staged in, so each tile is read as one
+// contiguous run.
+int register_tile_width(const CpuKnobs &k) {
+    return 2 * k.vector;
 }
 
 // The pure loop vars of a Func, by position.
@@ -126,9 +127,12 @@ void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKn
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
 // acc reduces over p.r: a kPanelWidth x gemm_rows tile of accumulators.
 // Every row block streams past one weight panel (the panel stays in cache),
-// panels in parallel. Shapes with fewer rows than a tile run shorter tiles.
+// panels in parallel once `work` reaches parallel_min_work. Shapes with fewer
+// rows than a tile run shorter tiles, in parallel once `short_work` (the
+// whole GEMM's multiply-adds) does: a decode step's 1-row projection is a
+// memory-bound GEMV that a second core's bandwidth speeds up.
 void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &work,
-                   const CpuKnobs &k, bool allow_parallel) {
+                   const Expr &short_work, const CpuKnobs &k, bool allow_parallel) {
     Var j = arg(out, 0), m = arg(out, 1);
     Var jo("jo"), ji("ji"), mo("mo"), mi("mi");
     const int R = k.gemm_rows;
@@ -145,7 +149,12 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
     const int Rs = k.gemm_rows_short;
     if (allow_parallel) tile(out.specialize(rows >= R && work >= k.parallel_min_work), R, true);
     tile(out.specialize(rows >= R), R, false);
-    if (Rs > 1) tile(out.specialize(rows >= Rs), Rs, false);
+    const Expr short_parallel = short_work >= k.parallel_min_work;
+    if (Rs > 1) {
+        if (allow_parallel) tile(out.specialize(rows >= Rs && short_parallel), Rs, true);
+        tile(out.specialize(rows >= Rs), Rs, false);
+    }
+    if (allow_parallel) tile(out.specialize(short_parallel), 1, true);
     tile(out, 1, false);
 
     RVar e = p.r.x;
@@ -163,6 +172,10 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
                 .vectorize(aj, k.vector)
                 .unroll(aj)
                 .unroll(ami);
+            if (k.gemm_k_unroll > 1) {
+                RVar eio("eio"), eii("eii");
+                st.split(ei, eio, eii, k.gemm_k_unroll, TailStrategy::GuardWithIf).unroll(eii);
+            }
         };
         kblock(p.acc.update().specialize(rows >= R), R);
         kblock(p.acc.update(), 1);
@@ -177,7 +190,7 @@ void cpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target, p.knobs);
     Expr rows = p.output.output_buffer().dim(1).extent();
     Expr work = work_of({rows, p.output.output_buffer().dim(0).extent(), p.proj.r.x.extent()});
-    schedule_gemm(p.output, p.proj, rows, work, k, true);
+    schedule_gemm(p.output, p.proj, rows, work, work, k, true);
 }
 
 void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
@@ -237,7 +250,7 @@ void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
 void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLevel &block,
                               const Expr &queries) {
     gen::FlashAttention &a = p.attn;
-    const int R = k.gemm_rows, W = 2 * k.vector;
+    const int R = k.gemm_rows, W = register_tile_width(k);
     Func ctx = a.context;
     Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);
     // Exact head ranges: derived through the flat context's c / Hv, Halide's
@@ -309,8 +322,15 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
     register_tile(a.block_pv.in(), a.block_pv, a.r_si);
 }
 
-FusedBlocking cpu_fused_blocking(const Target &target, const KnobOverrides &knobs) {
-    const CpuKnobs k = knobs_for(target, knobs);
+int cpu_default_key_block(const Target &) {
+    // 128 keys keep a block's K and V (2 x 32 KB at H = 64) in L2 next to the
+    // block's logits. Same run, generic, 2 threads: 64 keys long 0.54 -> 0.77
+    // s, prefill_b1 6.2 -> 6.7 ms; 256 keys prefill_b1 7.7 ms, seq512 28.3 ->
+    // 30.7 ms, long unchanged (0.53 s).
+    return 128;
+}
+
+int cpu_vector_tile(const Target &target, int key_block) {
     // A vector tile is the register tiles' width (two vectors), so Q.K^T and
     // P.V stream each K and V tile contiguously instead of one cache line
     // per head-dim step (a 16-key tile of a 128-key block walked 512-byte
@@ -319,8 +339,8 @@ FusedBlocking cpu_fused_blocking(const Target &target, const KnobOverrides &knob
     // 1 / 2 threads: bert_base seq512 62.3 -> 52.1 / 29.6 -> 26.0 ms, vit
     // 18.1 -> 17.9 / 10.7 -> 10.1, prefill_b1 11.4 -> 10.9 / 6.2 -> 5.8;
     // generic long_4096 (2 threads) 515 -> 462 ms.
-    const int tile = 2 * k.vector;
-    return {k.key_block, k.key_block % tile == 0 ? tile : k.key_block};
+    const int tile = register_tile_width(knobs_for(target, {}));
+    return key_block % tile == 0 ? tile : key_block;
 }
 
 void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
@@ -337,14 +357,15 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Panel-aligned regions: with head dims known only at run time Halide
     // cannot otherwise prove a tile's first column is a panel's, and reads
     // the packed weights with a gather (generic kernel: 4x slower GEMMs).
-    auto project_root = [&](gen::Projection &proj, const Expr &rows) {
+    auto project_root = [&](gen::Projection &proj, const Expr &rows, const Expr &head_dim) {
         proj.out.compute_root().align_bounds(arg(proj.out, 0), gen::kPanelWidth);
         Expr work = work_of({rows, batch, proj.r.x.extent(), gen::kPanelWidth});
-        schedule_gemm(proj.out, proj, rows, work, k, true);
+        Expr total = work_of({rows, batch, proj.r.x.extent(), p.heads, head_dim});
+        schedule_gemm(proj.out, proj, rows, work, total, k, true);
     };
-    project_root(p.q_proj, queries);
-    project_root(p.k_proj, a.keys);
-    project_root(p.v_proj, a.keys);
+    project_root(p.q_proj, queries, p.key_dim);
+    project_root(p.k_proj, a.keys, p.key_dim);
+    project_root(p.v_proj, a.keys, p.value_dim);
     // Head dims known only at run time (the generic kernel) make the flat
     // bias index (j % H, j / H) an integer division per element, which x86
     // does not vectorize: materialized once per call instead of in every GEMM
@@ -374,11 +395,14 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // parallel; each block's attention (all heads) runs just before it and
     // stays in cache. Blocks are near-equal, so T = 197 wastes no half block.
     Var tq("tq"), tqi("tqi"), tqb("tqb"), oo("oo"), oi("oi"), mo("mo"), mi("mi");
-    // An even block count (from 2 up): with B = 1 a third block left one of
-    // two threads idle half the time (vit, T = 197: three blocks of 66).
-    // `mhac bench --queries 197`, 2 threads, interleaved: 10.6 / 11.1 ms ->
-    // 10.2 / 10.1 ms (four blocks of 54).
-    Expr blocks = (queries + k.query_block - 1) / k.query_block;
+    // queries / query_block blocks rounded to the nearest even count (2 once
+    // T > query_block): with B = 1 an odd count left one of two threads idle
+    // (vit, T = 197: three blocks of 66), and rounding up to four blocks of 54
+    // recomputed 19 shifted rows. 2-core AMD EPYC, `mhac bench --queries
+    // 197`, 2 threads, 6 interleaved pairs: four blocks of 54 -> two of 102,
+    // min 10.57 -> 9.70 ms (1 thread 14.19 -> 14.04, within noise).
+    Expr blocks =
+        max((queries + k.query_block / 2) / k.query_block, select(queries > k.query_block, 2, 1));
     blocks = select(blocks > 1, (blocks + 1) / 2 * 2, 1);
     Expr block_rows = min(((queries + blocks - 1) / blocks + R - 1) / R * R, queries);
     Expr work = work_of({queries, batch, out_features, a.keys});
@@ -392,11 +416,19 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
             .fuse(tq, b, tqb)
             .vectorize(oi, k.vector)
             .unroll(mi);
-        if (parallel) st.parallel(tqb);
+        if (parallel) st.parallel(rows >= R ? tqb : oo);
     };
     tile_out(out.specialize(queries >= R && work >= k.parallel_min_work), R, block_rows, true);
     tile_out(out.specialize(queries >= R), R, block_rows, false);
-    if (Rs > 1) tile_out(out.specialize(queries >= Rs), Rs, queries, false);
+    // Fewer rows than a tile (decode): one block, its output panels in
+    // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).
+    const Expr short_parallel =
+        work_of({queries, batch, out_features, p.o_proj.r.x.extent()}) >= k.parallel_min_work;
+    if (Rs > 1) {
+        tile_out(out.specialize(queries >= Rs && short_parallel), Rs, queries, true);
+        tile_out(out.specialize(queries >= Rs), Rs, queries, false);
+    }
+    tile_out(out.specialize(short_parallel), 1, queries, true);
     tile_out(out, 1, queries, false);
 
     tile_accumulators(p.o_proj.acc, p.o_proj.r.x, LoopLevel(out, oo), k);

@@ -123,11 +123,14 @@ void gpu_schedule_combine(CombinePipeline &p, const Target &target) {
     gpu_tile_func(ctx, k, {p.combine.r.x});
 }
 
-FusedBlocking gpu_fused_blocking(const Target &, const KnobOverrides &knobs) {
-    // Untuned: one warp-multiple of keys per block; one vector tile per block
-    // keeps K and V in their plain (key, head dim) layouts.
-    const int key_block = knobs.key_block > 0 ? knobs.key_block : 64;
-    return {key_block, key_block};
+int gpu_default_key_block(const Target &) {
+    return 64;  // untuned: one warp-multiple of keys per block
+}
+
+int gpu_vector_tile(const Target &, int key_block) {
+    // One vector tile per block keeps K and V in their plain (key, head dim)
+    // layouts.
+    return key_block;
 }
 
 void gpu_schedule_fused(FusedPipeline &p, const Target &target) {
