@@ -646,6 +646,7 @@ private:
                 Candidate judged = *best;
                 judged.timings = round == 0 ? again.timings : median_timings(runs);
                 if (judged.worst_speedup() >= 1.0 && judged.speedup() > 1.01) {
+                    unconfirmed_.clear();  // a first round that failed is not the verdict
                     winner = best->knobs;
                     found_by =
                         round == 0 ? "knob search" : "knob search (per shape the median of 3 runs)";
