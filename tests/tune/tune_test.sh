@@ -3,7 +3,7 @@
 # tuning: what it writes, that Ctrl-C keeps its measurements and --resume
 # does not repeat them, that a wrong candidate is never written, and that
 # bad options are clear errors. No time is checked.
-#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|errors>
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|errors>
 set -u
 MHAC=$1 WORK=$2 CASE=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -77,6 +77,27 @@ buckets)
   grep -q '"bucket": "decode"' "$f" || fail "the entry is not the decode bucket's"
   grep -q '"bucket": "all"' "$f" && fail "an all-shapes entry was written"
   echo "buckets: ok"
+  ;;
+seeds)
+  # A stale entry's knobs (another source hash) are the first candidates.
+  mkdir -p "$WORK/db"
+  "$MHAC" tune "${tiny[@]}" --budget 30s >"$WORK/log0" 2>&1 || { cat "$WORK/log0"; fail "first run failed"; }
+  f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
+  python3 - "$f" <<'PY' || fail "could not rewrite $f"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for e in d["entries"]:
+    e["source_hash"] = "0000000000000000"
+    e["knobs"] = ["key_block=32", "query_block=64"]
+json.dump(d, open(sys.argv[1], "w"), indent=2)
+PY
+  "$MHAC" tune "${tiny[@]}" --budget 20s >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q "first candidates: the database's earlier winners for this kernel (key_block=32,query_block=64)" \
+    "$WORK/log" || fail "the stale entry's knobs were not seeded"
+  journal=$(ls "$WORK"/work/*/journal-*.jsonl | head -1)
+  grep -q '"candidate":"key_block=32,query_block=64"' "$journal" || fail "the seed was not measured"
+  echo "seeds: ok"
   ;;
 errors)
   expect() {  # expect <message regex> <args...>: exit 1 and the message

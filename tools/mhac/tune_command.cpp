@@ -570,6 +570,13 @@ private:
         }
         base_ = &base;
         base.status = "measured";
+        seeds_ = earlier_winners(job);
+        if (!seeds_.empty()) {
+            std::string list;
+            for (const Knobs &k : seeds_) list += (list.empty() ? "" : "; ") + knobs_text(k);
+            progress_.log("first candidates: the database's earlier winners for this kernel (" +
+                          list + ")");
+        }
 
         std::vector<std::string> twins = plan::split_list(o_.autoschedulers, ',');
         if (o_.autoschedulers == "none") twins.clear();
@@ -809,6 +816,44 @@ private:
                       job.planned.name + " -> " + knobs_text(winner));
     }
 
+    // The knobs of the database's entries for this kernel and bucket, of any
+    // source hash: after a schedule change the last winners are stale, yet
+    // the likeliest starting points (a random search of a few minutes may not
+    // meet them again). Knobs outside the search space are dropped; an
+    // unreadable database seeds nothing (writing the entry reports it).
+    std::vector<Knobs> earlier_winners(const KernelJob &job) const {
+        std::vector<Knobs> out;
+        tuned::Database db;
+        try {
+            db = tuned::load_dir(o_.db);
+        } catch (const std::exception &) {
+            return out;
+        }
+        const std::vector<KnobRange> space = fused_knob_space(target_);
+        auto in_space = [&](const std::string &name) {
+            return std::any_of(space.begin(), space.end(),
+                               [&](const KnobRange &r) { return r.name == name; });
+        };
+        for (const tuned::Entry &e : db.entries) {
+            if (e.generator != job.planned.generator || e.kernel_params != job.structural ||
+                e.target != tuned::canonical_target(target_) || e.bucket != job.bucket ||
+                e.knobs.empty())
+                continue;
+            Knobs k;
+            for (const std::string &kv : e.knobs) {
+                const size_t eq = kv.find('=');
+                if (eq == std::string::npos || !in_space(kv.substr(0, eq))) continue;
+                try {
+                    k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+                } catch (const std::exception &) {
+                }
+            }
+            if (!k.empty() && valid(k) && std::find(out.begin(), out.end(), k) == out.end())
+                out.push_back(k);
+        }
+        return out;
+    }
+
     // ----------------------------------------------------------- candidates
     Candidate &candidate(const Knobs &k, const std::string &autoscheduler) {
         Candidate c;
@@ -838,6 +883,11 @@ private:
     // Fills `batch` up to --jobs with untried knob settings: every single
     // knob change of the best so far first, then random changes of two.
     void propose(std::vector<Candidate *> &batch) {
+        for (const Knobs &k : seeds_) {
+            if (batch.size() >= static_cast<size_t>(o_.jobs)) return;
+            Candidate &c = candidate(k, "");
+            if (c.status == "new") batch.push_back(&c);
+        }
         const Candidate *best = nullptr;
         for (const Candidate &c : cands_) {
             if (c.status == "measured" && c.autoscheduler.empty() &&
@@ -1234,7 +1284,8 @@ private:
     fs::path journal_;
     double compile_s_ = 0, measure_s_ = 0, best_ = 1;
     int compiled_ = 0, measured_ = 0, measured_kernel_ = 0;
-    std::string unconfirmed_;  // the best candidate of this kernel that was not confirmed
+    std::string unconfirmed_;   // the best candidate of this kernel that was not confirmed
+    std::vector<Knobs> seeds_;  // proposed first: the database's earlier winners
 };
 
 // The timed shapes of a bucket: those of `shapes` inside it, else its own
