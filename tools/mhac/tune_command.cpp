@@ -819,8 +819,8 @@ private:
     // The knobs of the database's entries for this kernel and bucket, of any
     // source hash: after a schedule change the last winners are stale, yet
     // the likeliest starting points (a random search of a few minutes may not
-    // meet them again). Knobs outside the search space are dropped; an
-    // unreadable database seeds nothing (writing the entry reports it).
+    // meet them again). An unreadable database seeds nothing (writing the
+    // entry reports it).
     std::vector<Knobs> earlier_winners(const KernelJob &job) const {
         std::vector<Knobs> out;
         tuned::Database db;
@@ -829,27 +829,19 @@ private:
         } catch (const std::exception &) {
             return out;
         }
-        const std::vector<KnobRange> space = fused_knob_space(target_);
-        auto in_space = [&](const std::string &name) {
-            return std::any_of(space.begin(), space.end(),
-                               [&](const KnobRange &r) { return r.name == name; });
-        };
         for (const tuned::Entry &e : db.entries) {
             if (e.generator != job.planned.generator || e.kernel_params != job.structural ||
                 e.target != tuned::canonical_target(target_) || e.bucket != job.bucket ||
                 e.knobs.empty())
                 continue;
+            // load_dir checked every knob (tuned::apply_knob): a known name
+            // and an integer value.
             Knobs k;
             for (const std::string &kv : e.knobs) {
                 const size_t eq = kv.find('=');
-                if (eq == std::string::npos || !in_space(kv.substr(0, eq))) continue;
-                try {
-                    k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
-                } catch (const std::exception &) {
-                }
+                k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
             }
-            if (!k.empty() && valid(k) && std::find(out.begin(), out.end(), k) == out.end())
-                out.push_back(k);
+            if (valid(k) && std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
         }
         return out;
     }
