@@ -390,6 +390,66 @@ TEST_F(DamagedLegacyH5, AttributeMessageFieldPastItsEnd) {
                     "has fields past its end");
 }
 
+// The groups of legacy_keras3.h5 are old-style: a symbol table message
+// names a B-tree and a local heap (the link names); libhdf5 1.10.8 reads
+// them at the addresses and sizes they claim when it iterates over a group.
+TEST_F(DamagedLegacyH5, GroupLocalHeapAtAnUndefinedAddress) {
+    // The fuzzer's find (regressions/keras_weights/hdf5_local_heap_null_read):
+    // attention_output's symbol table message (type 0x11, 16 bytes) names no
+    // heap; H5Literate read through a null buffer. (Its parent's symbol
+    // table node caches the same two addresses.)
+    const std::string message = std::string("\x11\x00\x10\x00\x00\x00\x00\x00", 8);
+    const std::string tree = little_endian(0x3e68, 8);
+    const std::string e = load_with(message + tree + little_endian(0x4088, 8),
+                                    message + tree + little_endian(~uint64_t{0}, 8));
+    EXPECT_CONTAINS(e,
+                    "damaged.h5: cannot read the HDF5 object tree (group "
+                    "/model_weights/attn/attn/attention_output: its local heap is missing or "
+                    "damaged)");
+}
+
+TEST_F(DamagedLegacyH5, GroupLocalHeapLargerThanTheFile) {
+    const std::string prefix = "HEAP" + std::string(4, '\0');
+    const std::string rest = little_endian(56, 8) + little_endian(0x20e0, 8);
+    const std::string e = load_with(prefix + little_endian(88, 8) + rest,
+                                    prefix + little_endian(1ull << 40, 8) + rest);
+    EXPECT_CONTAINS(e, "group /model_weights/attn/attn: its local heap claims 1099511627776 bytes");
+}
+
+TEST_F(DamagedLegacyH5, GroupLocalHeapFreeListLoop) {
+    // The root group's heap: its one free block, at offset 24, names itself next.
+    const std::string name = std::string("model_weights\0\0\0", 16);
+    const std::string e = load_with(name + little_endian(1, 8) + little_endian(64, 8),
+                                    name + little_endian(24, 8) + little_endian(64, 8));
+    EXPECT_CONTAINS(e, "(group /: its local heap's free list is damaged)");
+}
+
+TEST_F(DamagedLegacyH5, SymbolTableNodeWithTooManyLinks) {
+    // /model_weights' one symbol table node: 4 links, room for 8.
+    const std::string head = std::string("SNOD\x01\x00", 6);
+    const std::string e = load_with(head + little_endian(4, 2) + little_endian(8, 8),
+                                    head + little_endian(200, 2) + little_endian(8, 8));
+    EXPECT_CONTAINS(e,
+                    "group /model_weights: a symbol table node of it claims 200 links, more "
+                    "than its 8");
+}
+
+TEST_F(DamagedLegacyH5, LinkNamePastTheLocalHeap) {
+    const std::string head = std::string("SNOD\x01\x00", 6) + little_endian(4, 2);
+    const std::string e = load_with(head + little_endian(8, 8), head + little_endian(4000, 8));
+    EXPECT_CONTAINS(e, "group /model_weights: a link name lies outside its local heap");
+}
+
+TEST_F(DamagedLegacyH5, GroupBTreeNodeWithTooManyEntries) {
+    // The root group's B-tree root: one entry, room for 32.
+    const std::string siblings = little_endian(~uint64_t{0}, 8) + little_endian(~uint64_t{0}, 8);
+    const std::string rest = siblings + little_endian(0, 8) + little_endian(0x1800, 8);
+    const std::string e = load_with("TREE" + std::string(2, '\0') + little_endian(1, 2) + rest,
+                                    "TREE" + std::string(2, '\0') + little_endian(900, 2) + rest);
+    EXPECT_CONTAINS(e,
+                    "cannot read the HDF5 object tree (group /: a node of its B-tree is damaged)");
+}
+
 TEST_F(KerasFiles, ShapeMismatchNamesFileDatasetAndShapes) {
     const std::string config = write("c.json", R"({"name": "attn", "num_heads": 2, "key_dim": 4})");
     const std::string e =

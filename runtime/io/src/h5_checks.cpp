@@ -3,8 +3,10 @@
 // the attribute and attribute info messages (IV.A.2.m, IV.A.2.v), the
 // datatype and dataspace encodings inside an attribute message (IV.A.2.d,
 // IV.A.2.b), variable-length string elements (length, heap ID) and global
-// heap collections (III.E). Every size read is checked against what holds
-// it before it is used.
+// heap collections (III.E), and for old-style groups the symbol table
+// message (IV.A.2.r), version 1 B-tree nodes (III.A.1), symbol table nodes
+// (III.B) and local heaps (III.D). Every size read is checked against what
+// holds it before it is used.
 #include "h5_checks.h"
 
 #include <unistd.h>
@@ -27,7 +29,10 @@ using Buf = std::vector<uint8_t>;
 constexpr uint64_t kMaxChunk = uint64_t{16} << 20;       // one object header chunk
 constexpr uint64_t kMaxCollection = uint64_t{64} << 20;  // one global heap collection
 constexpr int kMaxChunks = 256;                          // chunks of one object header
-constexpr uint16_t kContinuation = 0x10, kAttribute = 0x0C, kAttributeInfo = 0x15;
+constexpr uint64_t kMaxLocalHeap = uint64_t{64} << 20;   // one group's link names
+constexpr size_t kMaxGroupNodes = size_t{1} << 16;       // B-tree and symbol nodes of one group
+constexpr uint16_t kContinuation = 0x10, kAttribute = 0x0C, kAttributeInfo = 0x15,
+                   kSymbolTable = 0x11;
 
 uint64_t le(const uint8_t *p, unsigned n) {
     uint64_t v = 0;
@@ -50,6 +55,7 @@ public:
         void *handle = nullptr;
         if (fapl >= 0 && fcpl >= 0 && H5Pget_sizes(fcpl, &offsets, &lengths) >= 0 &&
             H5Pget_userblock(fcpl, &userblock) >= 0 &&
+            H5Pget_sym_k(fcpl, &tree_k_, &leaf_k_) >= 0 &&
             H5Fget_vfd_handle(file, fapl, &handle) >= 0 && handle) {
             const hid_t driver = H5Pget_driver(fapl);
             if (driver == H5FD_SEC2) fd_ = *static_cast<int *>(handle);
@@ -63,10 +69,14 @@ public:
     }
     bool ok() const {
         return (fd_ >= 0 || mem_) && offsets_ >= 2 && offsets_ <= 8 && lengths_ >= 2 &&
-               lengths_ <= 8;
+               lengths_ <= 8 && tree_k_ >= 1 && leaf_k_ >= 1;
     }
     unsigned offsets() const { return offsets_; }
     unsigned lengths() const { return lengths_; }
+    // Half the entries of a group's B-tree node and of a symbol table node,
+    // from the superblock: libhdf5 sizes the nodes it reads by them.
+    uint64_t tree_k() const { return tree_k_; }
+    uint64_t leaf_k() const { return leaf_k_; }
     // `n` bytes at address `addr`; false when they are not all in the file.
     bool read(uint64_t addr, uint64_t n, Buf &out) const {
         const auto start = checked_add(base_, addr);
@@ -88,7 +98,7 @@ public:
 
 private:
     uint64_t size_, base_ = 0;
-    unsigned offsets_ = 0, lengths_ = 0;
+    unsigned offsets_ = 0, lengths_ = 0, tree_k_ = 0, leaf_k_ = 0;
     int fd_ = -1;
     const uint8_t *mem_ = nullptr;
 };
@@ -98,6 +108,7 @@ struct Search {
     std::vector<std::pair<uint64_t, uint64_t>> pending;  // continuation chunks
     std::set<uint64_t> seen;                             // chunk addresses
     std::vector<Buf> attributes;                         // attribute messages
+    std::vector<Buf> symbol_tables;                      // old-style group messages
     bool elsewhere = false;                              // dense or shared attributes
 };
 
@@ -145,6 +156,8 @@ void visit(const Bytes &bytes, uint16_t type, uint8_t flags, const uint8_t *data
         s.elsewhere = true;  // a shared message: its body is in another table
     } else if (type == kAttribute) {
         s.attributes.emplace_back(data, data + size);
+    } else if (type == kSymbolTable) {
+        s.symbol_tables.emplace_back(data, data + size);
     }
 }
 
@@ -298,6 +311,91 @@ std::optional<uint64_t> element_size(const Buf &m, const AttrLayout &a, unsigned
     return (t[0] & 0x0f) == 9 ? 8 + offsets : le(t + 4, 4);
 }
 
+// A local heap's data segment holds a name at `offset`: inside it, with
+// its terminating NUL.
+bool heap_name(const Buf &heap, uint64_t offset) {
+    return offset < heap.size() &&
+           std::memchr(&heap[offset], 0, static_cast<size_t>(heap.size() - offset)) != nullptr;
+}
+
+// The data segment of the local heap at `addr`, with its free list checked
+// as libhdf5 walks it (it reads two lengths at each free block's offset
+// and follows them without remembering where it has been).
+std::string read_local_heap(const Bytes &bytes, uint64_t addr, Buf &heap) {
+    constexpr uint64_t kFreeListEnd = 1;  // H5HL_FREE_NULL
+    const unsigned o = bytes.offsets(), l = bytes.lengths();
+    Buf prefix;
+    if (!bytes.read(addr, 8 + 2 * l + o, prefix) || std::memcmp(prefix.data(), "HEAP", 4) != 0 ||
+        prefix[4] != 0)
+        return "its local heap is missing or damaged";
+    const uint64_t size = le(&prefix[8], l), free = le(&prefix[8 + l], l);
+    const uint64_t data = le(&prefix[8 + 2 * l], o);
+    if (size == 0 || size > kMaxLocalHeap || !bytes.read(data, size, heap))
+        return "its local heap claims " + std::to_string(size) + " bytes at address " +
+               std::to_string(data) + ", outside the file";
+    std::set<uint64_t> seen;
+    for (uint64_t at = free; at != kFreeListEnd;) {
+        if (at >= size || 2 * l > size - at || !seen.insert(at).second)
+            return "its local heap's free list is damaged";
+        const uint64_t block = le(&heap[at + l], l);
+        if (block < 2 * l || block > size - at) return "its local heap's free list is damaged";
+        at = le(&heap[at], l);
+    }
+    return "";
+}
+
+// The nodes of one group's B-tree and the symbol table nodes it points to,
+// as libhdf5 reads them to iterate over the group or look a name up.
+struct GroupTree {
+    const Bytes &bytes;
+    const Buf &heap;
+    std::set<uint64_t> seen;
+};
+
+std::string read_symbol_node(GroupTree &t, uint64_t addr) {
+    const unsigned o = t.bytes.offsets();
+    const uint64_t entry = 2 * o + 24, capacity = 2 * t.bytes.leaf_k();
+    Buf n;
+    if (!t.bytes.read(addr, 8 + capacity * entry, n) || std::memcmp(n.data(), "SNOD", 4) != 0 ||
+        n[4] != 1)
+        return "a symbol table node of it is missing or damaged";
+    const uint64_t symbols = le(&n[6], 2);
+    if (symbols > capacity)
+        return "a symbol table node of it claims " + std::to_string(symbols) +
+               " links, more than its " + std::to_string(capacity);
+    for (uint64_t i = 0; i < symbols; i++)
+        if (!heap_name(t.heap, le(&n[8 + i * entry], o)))
+            return "a link name lies outside its local heap";
+    return "";
+}
+
+// The B-tree node at `addr`; `level` is what its parent expects (-1: root).
+std::string read_tree_node(GroupTree &t, uint64_t addr, int level) {
+    const unsigned o = t.bytes.offsets(), l = t.bytes.lengths();
+    const uint64_t capacity = 2 * t.bytes.tree_k();
+    if (!t.seen.insert(addr).second || t.seen.size() > kMaxGroupNodes)
+        return "its B-tree nodes form a loop or are too many";
+    Buf n;
+    if (!t.bytes.read(addr, 8 + 2 * o + capacity * o + (capacity + 1) * l, n) ||
+        std::memcmp(n.data(), "TREE", 4) != 0 || n[4] != 0)
+        return "a node of its B-tree is missing or damaged";
+    const int node_level = n[5];
+    const uint64_t entries = le(&n[6], 2);
+    if (entries > capacity || (level >= 0 && node_level != level))
+        return "a node of its B-tree is damaged";
+    for (uint64_t i = 0, p = 8 + 2 * o;; i++) {
+        // Keys are the names a lookup compares with.
+        if (!heap_name(t.heap, le(&n[p], l)))
+            return "a key of its B-tree lies outside its local heap";
+        if (i == entries) return "";
+        const uint64_t child = le(&n[p + l], o);
+        p += l + o;
+        const std::string bad =
+            node_level > 0 ? read_tree_node(t, child, node_level - 1) : read_symbol_node(t, child);
+        if (!bad.empty()) return bad;
+    }
+}
+
 }  // namespace
 
 std::string check_attributes(hid_t file, uint64_t file_size, const std::string &path) {
@@ -343,6 +441,22 @@ std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::st
     const auto n = element_count(m, a, bytes.lengths());
     if (!n) return "its dataspace is damaged";
     return check_elements(bytes, m, a, *n);
+}
+
+std::string check_group(hid_t file, uint64_t file_size, uint64_t header) {
+    const Bytes bytes(file, file_size);
+    if (!bytes.ok()) return "its file cannot be read for checking (unknown HDF5 driver or sizes)";
+    Search s;
+    if (std::string bad = read_header(bytes, header, s); !bad.empty()) return bad;
+    const unsigned o = bytes.offsets();
+    for (const Buf &m : s.symbol_tables) {
+        if (m.size() < 2 * o) return "its symbol table message is damaged";
+        Buf heap;
+        if (std::string bad = read_local_heap(bytes, le(&m[o], o), heap); !bad.empty()) return bad;
+        GroupTree tree{bytes, heap, {}};
+        if (std::string bad = read_tree_node(tree, le(&m[0], o), -1); !bad.empty()) return bad;
+    }
+    return "";
 }
 
 }  // namespace mhac::io::detail

@@ -11,10 +11,14 @@
 //   datatype size bytes of data, without checking the message holds them
 //   (tests/fuzz/regressions/keras_weights/hdf5_attribute_field_overflow.h5:
 //   a dataspace size of 59416 bytes).
+// - iterating over an old-style group (H5Literate) or looking a name up in
+//   it reads its local heap, B-tree and symbol table nodes at the
+//   addresses and sizes they claim (tests/fuzz/regressions/keras_weights/
+//   hdf5_local_heap_null_read: a SEGV reading a damaged group's heap).
 // Newer HDF5 checks some of this; mhac does it itself, bounded, for every
 // version. Both read the object's header (its attribute messages) through
 // HDF5's own sec2 or core driver handle, and, for strings, the global heap
-// collections they name; nothing else.
+// collections they name, for groups their symbol table; nothing else.
 #pragma once
 
 #include <hdf5.h>
@@ -35,5 +39,13 @@ std::string check_attributes(hid_t file, uint64_t file_size, const std::string &
 // dense or shared storage, which this does not read).
 std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::string &path,
                                    const std::string &name);
+
+// Empty when the group whose object header is at address `header`, if it
+// is an old-style group (a symbol table message), has a local heap whose
+// data segment and free list lie inside the file and a B-tree whose nodes,
+// symbol table nodes, keys and link names are all where libhdf5 will read
+// them; otherwise what is wrong. New-style groups (link messages, dense
+// link storage) are not read.
+std::string check_group(hid_t file, uint64_t file_size, uint64_t header);
 
 }  // namespace mhac::io::detail

@@ -48,6 +48,8 @@ constexpr int kMaxTreeDepth = 64;
 constexpr size_t kMaxTreeLinks = size_t{1} << 20;
 
 struct TreeWalk {
+    hid_t file;
+    uint64_t file_size;
     std::set<std::string> *groups;
     std::set<std::string> *datasets;
     std::set<haddr_t> entered;
@@ -81,6 +83,10 @@ herr_t visit_link(hid_t group, const char *name, const H5L_info_t *link, void *o
     walk.groups->insert(path);
     if (ctx.depth + 1 > kMaxTreeDepth) {
         walk.problem = "groups nested deeper than " + std::to_string(kMaxTreeDepth);
+        return -1;
+    }
+    if (std::string bad = check_group(walk.file, walk.file_size, info.addr); !bad.empty()) {
+        walk.problem = "group /" + path + ": " + bad;
         return -1;
     }
     const hid_t child = H5Gopen2(group, name, H5P_DEFAULT);
@@ -195,10 +201,12 @@ H5File H5File::open_image(std::vector<char> bytes, const std::string &label) {
 }
 
 void H5File::index() {
-    TreeWalk walk{&groups_, &datasets_, {}, 0, {}};
+    TreeWalk walk{id_, size_, &groups_, &datasets_, {}, 0, {}};
     H5O_info_t root;
     if (H5Oget_info2(id_, &root, H5O_INFO_BASIC) < 0)
         throw Error(label_ + ": cannot read the HDF5 object tree (file damaged?)");
+    if (std::string bad = check_group(id_, size_, root.addr); !bad.empty())
+        throw Error(label_ + ": cannot read the HDF5 object tree (group /: " + bad + ")");
     walk.entered.insert(root.addr);
     groups_.insert(std::string());
     if (walk_group(id_, std::string(), 0, walk) < 0) {
