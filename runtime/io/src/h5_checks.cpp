@@ -32,7 +32,8 @@ constexpr int kMaxChunks = 256;                          // chunks of one object
 constexpr uint64_t kMaxLocalHeap = uint64_t{64} << 20;   // one group's link names
 constexpr size_t kMaxGroupNodes = size_t{1} << 16;       // B-tree and symbol nodes of one group
 constexpr uint16_t kContinuation = 0x10, kAttribute = 0x0C, kAttributeInfo = 0x15,
-                   kSymbolTable = 0x11;
+                   kSymbolTable = 0x11, kExternalFiles = 0x07, kLayout = 0x08;
+constexpr int kVirtualLayout = 3;  // data layout class of a virtual dataset
 
 uint64_t le(const uint8_t *p, unsigned n) {
     uint64_t v = 0;
@@ -109,6 +110,8 @@ struct Search {
     std::set<uint64_t> seen;                             // chunk addresses
     std::vector<Buf> attributes;                         // attribute messages
     std::vector<Buf> symbol_tables;                      // old-style group messages
+    bool external = false;                               // an external data files message
+    int layout_class = -1;                               // of the data layout message
     bool elsewhere = false;                              // dense or shared attributes
 };
 
@@ -158,6 +161,10 @@ void visit(const Bytes &bytes, uint16_t type, uint8_t flags, const uint8_t *data
         s.attributes.emplace_back(data, data + size);
     } else if (type == kSymbolTable) {
         s.symbol_tables.emplace_back(data, data + size);
+    } else if (type == kExternalFiles) {
+        s.external = true;
+    } else if (type == kLayout && size >= 3) {
+        s.layout_class = data[0] >= 3 ? data[1] : data[2];  // versions 1-2: after the rank
     }
 }
 
@@ -441,6 +448,19 @@ std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::st
     const auto n = element_count(m, a, bytes.lengths());
     if (!n) return "its dataspace is damaged";
     return check_elements(bytes, m, a, *n);
+}
+
+std::string check_dataset_storage(hid_t file, uint64_t file_size, const std::string &path) {
+    const Bytes bytes(file, file_size);
+    Search s;
+    if (std::string bad = read_attributes(bytes, file, path, s); !bad.empty())
+        return bad + " (file damaged?)";
+    if (s.external)
+        return "it keeps its data in external files; mhac reads weights stored in the file itself";
+    if (s.layout_class == kVirtualLayout)
+        return "it is a virtual dataset (data in other files); mhac reads weights stored in the "
+               "file itself";
+    return "";
 }
 
 std::string check_group(hid_t file, uint64_t file_size, uint64_t header) {

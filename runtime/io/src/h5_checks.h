@@ -15,6 +15,11 @@
 //   it reads its local heap, B-tree and symbol table nodes at the
 //   addresses and sizes they claim (tests/fuzz/regressions/keras_weights/
 //   hdf5_local_heap_null_read: a SEGV reading a damaged group's heap).
+// - a dataset whose external storage or layout does not hold its data
+//   fails H5Dopen2 with an object header left pinned in the metadata
+//   cache, so H5Fclose fails and libhdf5's exit handler crashes closing
+//   the file again (tests/fuzz/regressions/keras_weights/
+//   hdf5_external_pinned_close: an external file slot's offset changed).
 // Newer HDF5 checks some of this; mhac does it itself, bounded, for every
 // version. Both read the object's header (its attribute messages) through
 // HDF5's own sec2 or core driver handle, and, for strings, the global heap
@@ -39,6 +44,11 @@ std::string check_attributes(hid_t file, uint64_t file_size, const std::string &
 // dense or shared storage, which this does not read).
 std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::string &path,
                                    const std::string &name);
+
+// Empty when the dataset at `path` keeps its data in the file (no external
+// data files message, not a virtual layout) and its object header can be
+// read; otherwise why mhac does not open it (checked before H5Dopen2).
+std::string check_dataset_storage(hid_t file, uint64_t file_size, const std::string &path);
 
 // Empty when the group whose object header is at address `header`, if it
 // is an old-style group (a symbol table message), has a local heap whose

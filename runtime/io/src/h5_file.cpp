@@ -277,6 +277,8 @@ void H5File::check_vlen(const std::string &path, const std::string &name) const 
 Shape H5File::dataset_shape(const std::string &path) const {
     H5Quiet quiet;
     if (!has_dataset(path)) throw Error(label_ + ": missing dataset " + h5_path(path));
+    if (std::string bad = check_dataset_storage(id_, size_, h5_path(path)); !bad.empty())
+        throw Error(label_ + ": dataset " + h5_path(path) + ": " + bad);
     Handle ds(H5Dopen2(id_, h5_path(path).c_str(), H5P_DEFAULT), H5Dclose);
     Handle space(ds.ok() ? H5Dget_space(ds.get()) : -1, H5Sclose);
     const int rank = space.ok() ? H5Sget_simple_extent_ndims(space.get()) : -1;
