@@ -83,8 +83,13 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
 // Columns of the fused core's register tiles (two vectors): also the width
 // of the vector tiles K and V are staged in, so each tile is read as one
 // contiguous run.
-int register_tile_width(const CpuKnobs &k) {
-    return 2 * k.vector;
+int register_tile_width(int vector) {
+    return 2 * vector;
+}
+
+// Whether a loop over `work` multiply-adds is worth waking the thread pool.
+Expr worth_parallel(const Expr &work, const CpuKnobs &k) {
+    return work >= k.parallel_min_work;
 }
 
 // The pure loop vars of a Func, by position.
@@ -124,6 +129,25 @@ void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKn
     }
 }
 
+// The specializations of a register-tiled GEMM loop, most specific first:
+// gemm_rows tiles (in parallel once `work` is worth it), then for fewer rows
+// gemm_rows_short tiles and single rows, in parallel once `short_work` (the
+// whole GEMM's) is. `tile(stage, rows_per_tile, parallel)` schedules one.
+template <typename Tile>
+void specialize_tiles(Func out, const Expr &rows, const Expr &work, const Expr &short_work,
+                      const CpuKnobs &k, bool allow_parallel, const Tile &tile) {
+    const int R = k.gemm_rows, Rs = k.gemm_rows_short;
+    if (allow_parallel) tile(out.specialize(rows >= R && worth_parallel(work, k)), R, true);
+    tile(out.specialize(rows >= R), R, false);
+    const Expr short_parallel = worth_parallel(short_work, k);
+    if (Rs > 1) {
+        if (allow_parallel) tile(out.specialize(rows >= Rs && short_parallel), Rs, true);
+        tile(out.specialize(rows >= Rs), Rs, false);
+    }
+    if (allow_parallel) tile(out.specialize(short_parallel), 1, true);
+    tile(out, 1, false);
+}
+
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
 // acc reduces over p.r: a kPanelWidth x gemm_rows tile of accumulators.
 // Every row block streams past one weight panel (the panel stays in cache),
@@ -146,16 +170,7 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
             .unroll(mi);
         if (parallel) s.parallel(jo);
     };
-    const int Rs = k.gemm_rows_short;
-    if (allow_parallel) tile(out.specialize(rows >= R && work >= k.parallel_min_work), R, true);
-    tile(out.specialize(rows >= R), R, false);
-    const Expr short_parallel = short_work >= k.parallel_min_work;
-    if (Rs > 1) {
-        if (allow_parallel) tile(out.specialize(rows >= Rs && short_parallel), Rs, true);
-        tile(out.specialize(rows >= Rs), Rs, false);
-    }
-    if (allow_parallel) tile(out.specialize(short_parallel), 1, true);
-    tile(out, 1, false);
+    specialize_tiles(out, rows, work, short_work, k, allow_parallel, tile);
 
     RVar e = p.r.x;
     if (k.gemm_k_block > 0) {
@@ -202,7 +217,7 @@ void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
                          out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent(),
                          p.logits.r.x.extent()});
     out.fuse(n, b, nb).vectorize(s, k.vector, TailStrategy::GuardWithIf);
-    out.specialize(work >= k.parallel_min_work).parallel(nb);
+    out.specialize(worth_parallel(work, k)).parallel(nb);
     Func dot = p.logits.dot;
     dot.compute_at(out, t).vectorize(arg(dot, 0), k.vector, TailStrategy::GuardWithIf);
     dot.update()
@@ -235,7 +250,7 @@ void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
                          out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent(),
                          p.combine.r.x.extent()});
     out.fuse(t, b, tb).vectorize(g, k.vector, TailStrategy::GuardWithIf);
-    out.specialize(work >= k.parallel_min_work).parallel(tb);
+    out.specialize(worth_parallel(work, k)).parallel(tb);
     Func ctx = p.combine.context;
     Var cg = arg(ctx, 0), cn = arg(ctx, 1);
     ctx.compute_at(out, tb).vectorize(cg, k.vector, TailStrategy::GuardWithIf);
@@ -250,7 +265,7 @@ void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
 void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLevel &block,
                               const Expr &queries) {
     gen::FlashAttention &a = p.attn;
-    const int R = k.gemm_rows, W = register_tile_width(k);
+    const int R = k.gemm_rows, W = register_tile_width(k.vector);
     Func ctx = a.context;
     Var cg = arg(ctx, 0), cn = arg(ctx, 1), ct = arg(ctx, 2);
     // Exact head ranges: derived through the flat context's c / Hv, Halide's
@@ -261,6 +276,12 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
         .bound(cn, 0, p.heads)
         .reorder(cg, ct, cn)
         .vectorize(cg, k.vector, TailStrategy::GuardWithIf);
+    // Decode (fewer rows than a tile): the one block holds every head and
+    // runs before the output stage's parallel panels, so its heads run in
+    // parallel once their attention is worth it.
+    ctx.specialize(queries < R &&
+                   worth_parallel(work_of({p.heads, a.keys, p.key_dim + p.value_dim, queries}), k))
+        .parallel(cn);
     LoopLevel head(ctx, cn);
 
     Var mc = arg(a.merged, 0), mt = arg(a.merged, 1);
@@ -339,7 +360,7 @@ int cpu_vector_tile(const Target &target, int key_block) {
     // 1 / 2 threads: bert_base seq512 62.3 -> 52.1 / 29.6 -> 26.0 ms, vit
     // 18.1 -> 17.9 / 10.7 -> 10.1, prefill_b1 11.4 -> 10.9 / 6.2 -> 5.8;
     // generic long_4096 (2 threads) 515 -> 462 ms.
-    const int tile = register_tile_width(knobs_for(target, {}));
+    const int tile = register_tile_width(target.natural_vector_size<float>());
     return key_block % tile == 0 ? tile : key_block;
 }
 
@@ -351,7 +372,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     Expr batch = out.output_buffer().dim(2).extent();
     Expr out_features = out.output_buffer().dim(0).extent();
     gen::FlashAttention &a = p.attn;
-    const int R = k.gemm_rows, Rs = k.gemm_rows_short;
+    const int R = k.gemm_rows;
 
     // Q, K and V projections: whole tensors, register-tiled GEMMs.
     // Panel-aligned regions: with head dims known only at run time Halide
@@ -384,7 +405,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
             .fuse(arg(f, 3), arg(f, 4), blocks)
             .fuse(blocks, arg(f, 5), blocks)
             .vectorize(arg(f, 0), k.vector, vector_tail);
-        f.specialize(projection_work >= k.parallel_min_work).parallel(blocks);
+        f.specialize(worth_parallel(projection_work, k)).parallel(blocks);
     };
     // Key blocks are whole vectors; Hv need not be.
     stage_blocked(a.k_blocked, TailStrategy::Auto, work_of({a.keys, batch, p.k_proj.r.x.extent()}));
@@ -418,18 +439,13 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
             .unroll(mi);
         if (parallel) st.parallel(rows >= R ? tqb : oo);
     };
-    tile_out(out.specialize(queries >= R && work >= k.parallel_min_work), R, block_rows, true);
-    tile_out(out.specialize(queries >= R), R, block_rows, false);
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).
-    const Expr short_parallel =
-        work_of({queries, batch, out_features, p.o_proj.r.x.extent()}) >= k.parallel_min_work;
-    if (Rs > 1) {
-        tile_out(out.specialize(queries >= Rs && short_parallel), Rs, queries, true);
-        tile_out(out.specialize(queries >= Rs), Rs, queries, false);
-    }
-    tile_out(out.specialize(short_parallel), 1, queries, true);
-    tile_out(out, 1, queries, false);
+    specialize_tiles(out, queries, work,
+                     work_of({queries, batch, out_features, p.o_proj.r.x.extent()}), k, true,
+                     [&](Stage st, int rows, bool parallel) {
+                         tile_out(st, rows, rows == R ? block_rows : queries, parallel);
+                     });
 
     tile_accumulators(p.o_proj.acc, p.o_proj.r.x, LoopLevel(out, oo), k);
     // The flat context (c % Hv, c / Hv) of a generic kernel: once per block,
