@@ -300,13 +300,19 @@ std::string check_elements(const Bytes &bytes, const Buf &m, const AttrLayout &a
     return "";
 }
 
-// The attribute messages of the object at `path`, or why they cannot be read.
-std::string read_attributes(const Bytes &bytes, hid_t file, const std::string &path, Search &s) {
+// The messages of the object header at `addr` that Search collects, or why
+// they cannot be read.
+std::string read_object_header(const Bytes &bytes, uint64_t addr, Search &s) {
     if (!bytes.ok()) return "its file cannot be read for checking (unknown HDF5 driver or sizes)";
+    return read_header(bytes, addr, s);
+}
+
+// The same for the object at `path`.
+std::string read_object_header(const Bytes &bytes, hid_t file, const std::string &path, Search &s) {
     H5O_info_t info;
     if (H5Oget_info_by_name2(file, path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
         return "its object cannot be found";
-    return read_header(bytes, info.addr, s);
+    return read_object_header(bytes, info.addr, s);
 }
 
 // The bytes of an element of the message's datatype, as libhdf5 1.10 sizes
@@ -408,7 +414,7 @@ std::string read_tree_node(GroupTree &t, uint64_t addr, int level) {
 std::string check_attributes(hid_t file, uint64_t file_size, const std::string &path) {
     const Bytes bytes(file, file_size);
     Search s;
-    if (std::string bad = read_attributes(bytes, file, path, s); !bad.empty()) return bad;
+    if (std::string bad = read_object_header(bytes, file, path, s); !bad.empty()) return bad;
     for (size_t i = 0; i < s.attributes.size(); i++) {
         const Buf &m = s.attributes[i];
         const std::string which = "attribute message " + std::to_string(i) + " ";
@@ -429,7 +435,7 @@ std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::st
                                    const std::string &name) {
     const Bytes bytes(file, file_size);
     Search s;
-    if (std::string bad = read_attributes(bytes, file, path, s); !bad.empty()) return bad;
+    if (std::string bad = read_object_header(bytes, file, path, s); !bad.empty()) return bad;
     const Buf *found = nullptr;
     for (const Buf &m : s.attributes)
         if (attr_named(m, name)) found = &m;
@@ -453,7 +459,7 @@ std::string check_vlen_string_attr(hid_t file, uint64_t file_size, const std::st
 std::string check_dataset_storage(hid_t file, uint64_t file_size, const std::string &path) {
     const Bytes bytes(file, file_size);
     Search s;
-    if (std::string bad = read_attributes(bytes, file, path, s); !bad.empty())
+    if (std::string bad = read_object_header(bytes, file, path, s); !bad.empty())
         return bad + " (file damaged?)";
     if (s.external)
         return "it keeps its data in external files; mhac reads weights stored in the file itself";
@@ -465,9 +471,8 @@ std::string check_dataset_storage(hid_t file, uint64_t file_size, const std::str
 
 std::string check_group(hid_t file, uint64_t file_size, uint64_t header) {
     const Bytes bytes(file, file_size);
-    if (!bytes.ok()) return "its file cannot be read for checking (unknown HDF5 driver or sizes)";
     Search s;
-    if (std::string bad = read_header(bytes, header, s); !bad.empty()) return bad;
+    if (std::string bad = read_object_header(bytes, header, s); !bad.empty()) return bad;
     const unsigned o = bytes.offsets();
     for (const Buf &m : s.symbol_tables) {
         if (m.size() < 2 * o) return "its symbol table message is damaged";
