@@ -184,6 +184,46 @@ TEST_P(CudaSweep, MatchesFloat64Reference) {
     }
 }
 
+// The layer's weights stay on the device between calls (ResidentBuffers):
+// repeated calls, new weights after set_weights(), and CPU calls between
+// device calls must each see the weights the layer holds at that moment.
+TEST(CudaResidentWeights, FollowSetWeightsAndMixedDevices) {
+    if (!cuda_device_info().usable)
+        GTEST_SKIP() << "no usable CUDA device: " << cuda_device_info().reason;
+    const Sizes sizes{2, 9, 13, 32, 32, 32, 4, 8, 8, 32};
+    const RandomLayer first = make_random_layer(sizes, true, 11);
+    const RandomLayer second = make_random_layer(sizes, true, 12);
+    MultiHeadAttention layer = make_layer(first);
+    for (const KernelSet *set : cuda_sets()) {
+        for (bool staged : {false, true}) {
+            SCOPED_TRACE(std::string(set->name) + (staged ? " staged" : " fused"));
+            int step = 0;
+            const RandomLayer *held = &first;
+            layer.set_weights(first.keras_weights());
+            // device, device again, CPU, new weights on the device, back.
+            for (const RandomLayer *data : {&first, &first, &first, &second, &second, &first}) {
+                if (data != held) layer.set_weights(data->keras_weights());
+                held = data;
+                TensorView k = data->key_view();
+                CallOptions o;
+                o.key = &k;
+                o.return_attention_scores = staged;
+                o.device = step == 2 ? Device::cpu : Device::cuda;
+                if (o.device == Device::cuda) o.force_kernel_set = set->name;
+                CallResult got = layer.call(data->query_view(), data->value_view(), o);
+                EXPECT_EQ(layer.last_selection().on_device(), o.device == Device::cuda);
+                reference::Result want = reference::multi_head_attention(
+                    data->reference_layer(), data->reference_call(false),
+                    staged ? reference::Path::explicit_scores : reference::Path::fused);
+                Comparison out = compare(got.output.data, want.output, false);
+                EXPECT_TRUE(out.ok())
+                    << "step " << step << ": " << out.describe(layer.last_selection().describe());
+                step++;
+            }
+        }
+    }
+}
+
 std::vector<CudaCase> cuda_cases() {
     std::vector<CudaCase> cases;
     for (const KernelSet *set : cuda_sets()) {

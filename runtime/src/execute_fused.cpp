@@ -12,24 +12,25 @@ BufferRef<uint8_t, 4> mask_buffer(const CallPlan &plan) {
         m.data, {{S, 1}, {T, S}, {m.heads, m.head_stride}, {m.batch, m.batch_stride}});
 }
 
-void execute_fused(const CallPlan &plan, const Selection &selection, const LayerWeights &w) {
+void execute_fused(const CallPlan &plan, const Selection &selection, const LayerWeights &w,
+                   ResidentBuffers &wb) {
     const Problem &p = plan.problem;
     const int64_t B = p.batch, T = p.queries, S = p.keys;
     const int64_t N = p.num_heads, H = p.key_dim, Hv = p.value_dim, O = p.output_features;
     auto q_in = dense<float, 3>(plan.query_rows, {B, T, p.query_features});
     auto k_in = dense<float, 3>(plan.key_rows, {B, S, p.key_features});
     auto v_in = dense<float, 3>(plan.value_rows, {B, S, p.value_features});
-    auto wq = packed_buffer(w.query), wk = packed_buffer(w.key), wv = packed_buffer(w.value),
-         wo = packed_buffer(w.output);
-    auto bq = dense<float, 2>(w.query_bias.data(), {N, H});
-    auto bk = dense<float, 2>(w.key_bias.data(), {N, H});
-    auto bv = dense<float, 2>(w.value_bias.data(), {N, Hv});
-    auto bo = dense<float, 1>(w.output_bias.data(), {O});
+    halide_buffer_t *wq = packed_buffer(wb, w.query), *wk = packed_buffer(wb, w.key),
+                    *wv = packed_buffer(wb, w.value), *wo = packed_buffer(wb, w.output);
+    halide_buffer_t *bq = wb.get(w.query_bias.data(), {{H, 1}, {N, H}});
+    halide_buffer_t *bk = wb.get(w.key_bias.data(), {{H, 1}, {N, H}});
+    halide_buffer_t *bv = wb.get(w.value_bias.data(), {{Hv, 1}, {N, Hv}});
+    halide_buffer_t *bo = wb.get(w.output_bias.data(), {{O, 1}});
     auto mask = mask_buffer(plan);
     auto out = dense<float, 3>(plan.output_rows, {B, T, O});
-    KernelRunner run(selection, plan.shapes);
-    run(selection.fused, q_in.get(), k_in.get(), v_in.get(), wq.get(), bq.get(), wk.get(), bk.get(),
-        wv.get(), bv.get(), wo.get(), bo.get(), mask.get(), plan.scale, out.get());
+    KernelRunner run(selection, plan.shapes, wb);
+    run(selection.fused, q_in.get(), k_in.get(), v_in.get(), wq, bq, wk, bk, wv, bv, wo, bo,
+        mask.get(), plan.scale, out.get());
 }
 
 }  // namespace mhac::detail

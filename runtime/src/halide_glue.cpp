@@ -15,6 +15,64 @@ void throw_too_large(int64_t extent, int64_t stride) {
                 " exceeds Halide's 32-bit index range (2^31 - 1)");
 }
 
+void describe_buffer(halide_buffer_t &buf, halide_dimension_t *dims_storage, int rank,
+                     halide_type_t type, const void *data,
+                     std::initializer_list<std::array<int64_t, 2>> dims) {
+    buf.device = 0;
+    buf.device_interface = nullptr;
+    buf.host = static_cast<uint8_t *>(const_cast<void *>(data));
+    buf.flags = 0;
+    buf.type = type;
+    buf.dimensions = rank;
+    buf.dim = dims_storage;
+    buf.padding = nullptr;
+    int d = 0;
+    for (const auto &ds : dims) {
+        // Halide's extents and strides are int32: a larger one would wrap
+        // into an out-of-bounds access.
+        if (ds[0] > INT32_MAX || ds[1] > INT32_MAX) throw_too_large(ds[0], ds[1]);
+        dims_storage[d] =
+            halide_dimension_t{0, static_cast<int32_t>(ds[0]), static_cast<int32_t>(ds[1]), 0};
+        d++;
+    }
+    for (; d < rank; d++) dims_storage[d] = halide_dimension_t{0, 1, 0, 0};
+}
+
+halide_buffer_t *ResidentBuffers::get(const float *data,
+                                      std::initializer_list<std::array<int64_t, 2>> dims) {
+    const int rank = static_cast<int>(dims.size());
+    for (const auto &e : entries_) {
+        if (e->buf.host != reinterpret_cast<const uint8_t *>(data) || e->buf.dimensions != rank)
+            continue;
+        bool same = true;
+        int d = 0;
+        for (const auto &ds : dims) {
+            same = same && e->buf.dim[d].extent == ds[0] && e->buf.dim[d].stride == ds[1];
+            d++;
+        }
+        if (same) return &e->buf;
+    }
+    if (rank > kMaxRank) throw Error("internal: a resident buffer of rank > 4");
+    auto e = std::make_unique<Entry>();
+    describe_buffer(e->buf, e->dims.data(), rank, halide_type_of<float>(), data, dims);
+    entries_.push_back(std::move(e));
+    return &entries_.back()->buf;
+}
+
+bool ResidentBuffers::contains(const halide_buffer_t *buf) const {
+    for (const auto &e : entries_) {
+        if (&e->buf == buf) return true;
+    }
+    return false;
+}
+
+void ResidentBuffers::clear() {
+    for (const auto &e : entries_) {
+        if (e->buf.device) halide_device_free(nullptr, &e->buf);
+    }
+    entries_.clear();
+}
+
 namespace {
 
 thread_local std::string t_halide_error;
@@ -118,10 +176,11 @@ void begin_kernel_call() {
 }
 
 void finish_device_call(const char *kernel, const CallShapes &shapes, int code,
-                        halide_buffer_t **buffers, int count) {
+                        halide_buffer_t **buffers, int count, const ResidentBuffers *resident) {
     if (code == 0 && count > 0) code = halide_copy_to_host(nullptr, buffers[count - 1]);
     for (int i = 0; i < count; i++) {
-        if (buffers[i]->device) halide_device_free(nullptr, buffers[i]);
+        const bool keep = code == 0 && resident && resident->contains(buffers[i]);
+        if (buffers[i]->device && !keep) halide_device_free(nullptr, buffers[i]);
     }
     if (code != 0) throw_kernel_error(kernel, shapes, code);
 }

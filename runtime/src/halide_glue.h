@@ -5,8 +5,10 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "HalideRuntime.h"
 #include "mhac/mha.h"
@@ -21,30 +23,20 @@ void install_halide_hooks();
 
 [[noreturn]] void throw_too_large(int64_t extent, int64_t stride);
 
+// Fills `buf` (with `dims_storage`, room for `rank` dims) as a host buffer
+// over `data`: dims innermost first as (extent, stride in elements), missing
+// outer dims of extent 1. Throws for extents or strides past int32.
+void describe_buffer(halide_buffer_t &buf, halide_dimension_t *dims_storage, int rank,
+                     halide_type_t type, const void *data,
+                     std::initializer_list<std::array<int64_t, 2>> dims);
+
 // A halide_buffer_t over memory owned elsewhere. Dims are given innermost
 // first, as (extent, stride in elements) pairs.
 template <typename T, int D>
 class BufferRef {
 public:
     BufferRef(const T *data, std::initializer_list<std::array<int64_t, 2>> dims) {
-        buf_.device = 0;
-        buf_.device_interface = nullptr;
-        buf_.host = reinterpret_cast<uint8_t *>(const_cast<T *>(data));
-        buf_.flags = 0;
-        buf_.type = halide_type_of<T>();
-        buf_.dimensions = D;
-        buf_.dim = dims_.data();
-        buf_.padding = nullptr;
-        int d = 0;
-        for (const auto &ds : dims) {
-            // Halide's extents and strides are int32: a larger one would wrap
-            // into an out-of-bounds access.
-            if (ds[0] > INT32_MAX || ds[1] > INT32_MAX) throw_too_large(ds[0], ds[1]);
-            dims_[d] =
-                halide_dimension_t{0, static_cast<int32_t>(ds[0]), static_cast<int32_t>(ds[1]), 0};
-            d++;
-        }
-        for (; d < D; d++) dims_[d] = halide_dimension_t{0, 1, 0, 0};
+        describe_buffer(buf_, dims_.data(), D, halide_type_of<T>(), data, dims);
     }
     BufferRef(const BufferRef &) = delete;
     BufferRef &operator=(const BufferRef &) = delete;
@@ -72,6 +64,34 @@ BufferRef<T, D> dense(const T *data, const std::array<int64_t, D> &keras_shape) 
     if constexpr (D == 4) return BufferRef<T, 4>(data, {dims[0], dims[1], dims[2], dims[3]});
 }
 
+// Descriptors of a layer's weights that outlive a call, so a GPU kernel
+// uploads a weight once and later calls find it on the device: without them
+// every bert_base call on an H200 re-sent 9.4 MB of weights from pageable
+// memory, ~1 ms of its 1.4 ms (bench/results/cuda-NVIDIA_H200.md). Made on
+// first use per (data, dims); clear() releases the device copies and must run
+// before the weights' memory changes (set_weights()). One call at a time, as
+// the layer itself.
+class ResidentBuffers {
+public:
+    ResidentBuffers() = default;
+    ~ResidentBuffers() { clear(); }
+    ResidentBuffers(const ResidentBuffers &) = delete;
+    ResidentBuffers &operator=(const ResidentBuffers &) = delete;
+
+    // The lasting descriptor of float `data` with `dims` (innermost first).
+    halide_buffer_t *get(const float *data, std::initializer_list<std::array<int64_t, 2>> dims);
+    bool contains(const halide_buffer_t *buf) const;
+    void clear();
+
+private:
+    static constexpr int kMaxRank = 4;
+    struct Entry {
+        halide_buffer_t buf{};
+        std::array<halide_dimension_t, kMaxRank> dims{};
+    };
+    std::vector<std::unique_ptr<Entry>> entries_;
+};
+
 // The call's input shapes, for error messages: formatted only when a
 // kernel fails, so a successful call builds no strings.
 struct CallShapes {
@@ -92,24 +112,29 @@ void invoke(const char *kernel, const CallShapes &shapes, Fn fn, Args... args) {
 }
 
 // For a GPU kernel: inputs are host memory (marked host-dirty so Halide
-// uploads them), the output (the last buffer) is copied back, and every
-// device allocation is released to Halide's reuse cache before returning,
-// since the buffer descriptors do not outlive the call.
+// uploads them, except `resident` ones already on the device), the output
+// (the last buffer) is copied back, and every other device allocation is
+// released to Halide's reuse cache before returning, since those buffer
+// descriptors do not outlive the call.
 void finish_device_call(const char *kernel, const CallShapes &shapes, int code,
-                        halide_buffer_t **buffers, int count);
+                        halide_buffer_t **buffers, int count, const ResidentBuffers *resident);
 
 template <typename Fn, typename... Args>
-void invoke_on_device(const char *kernel, const CallShapes &shapes, Fn fn, Args... args) {
+void invoke_on_device(const char *kernel, const CallShapes &shapes, const ResidentBuffers *resident,
+                      Fn fn, Args... args) {
     halide_buffer_t *buffers[sizeof...(Args)];
     int count = 0;
     auto collect = [&](auto a) {
         if constexpr (std::is_same_v<decltype(a), halide_buffer_t *>) buffers[count++] = a;
     };
     (collect(args), ...);
-    for (int i = 0; i + 1 < count; i++) buffers[i]->flags |= halide_buffer_flag_host_dirty;
+    for (int i = 0; i + 1 < count; i++) {
+        const bool on_device = resident && resident->contains(buffers[i]) && buffers[i]->device;
+        if (!on_device) buffers[i]->flags |= halide_buffer_flag_host_dirty;
+    }
     begin_kernel_call();
     int code = fn(args...);
-    finish_device_call(kernel, shapes, code, buffers, count);
+    finish_device_call(kernel, shapes, code, buffers, count, resident);
 }
 
 }  // namespace mhac::detail

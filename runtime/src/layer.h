@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "halide_glue.h"
 #include "layout.h"
 #include "mhac/mha.h"
 #include "packed_weights.h"
@@ -57,6 +58,9 @@ struct MultiHeadAttention::Impl {
     std::vector<const KernelSet *> device_kernels;
     bool log = false;
     detail::LayerWeights weights;
+    // Descriptors of `weights` that outlive a call (GPU copies stay on the
+    // device); cleared whenever `weights` change.
+    detail::ResidentBuffers weight_buffers;
     detail::DropoutState dropout;
     detail::Scratch scratch;
     Selection last;

@@ -160,6 +160,8 @@ void MultiHeadAttention::set_weights(const KerasWeights &w) {
         require_shape("output_bias", w.output_bias, tail);
     }
     const int64_t o = detail::checked_element_count("output_shape", tail);
+    // The old weights' descriptors (and device copies) go before their memory.
+    impl_->weight_buffers.clear();
     detail::LayerWeights &m = impl_->weights;
     m.query_features = eq;
     m.key_features = ek;
@@ -234,9 +236,10 @@ void MultiHeadAttention::run_call(Impl &m, const TensorView &query, const Tensor
              "' needs a CUDA device, but there is no usable one: " + gpu.reason);
     }
     if (m.last.path == Path::fused) {
-        detail::execute_fused(plan, m.last, m.weights);
+        detail::execute_fused(plan, m.last, m.weights, m.weight_buffers);
     } else {
-        detail::execute_staged(plan, m.last, m.config, m.weights, m.scratch, m.dropout);
+        detail::execute_staged(plan, m.last, m.config, m.weights, m.weight_buffers, m.scratch,
+                               m.dropout);
     }
     if (plan.axes->needs_transpose) {
         detail::scatter_rows(plan.output_rows, detail::output_shape(m.weights, query.shape),
