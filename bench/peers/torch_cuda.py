@@ -128,7 +128,7 @@ def main():
             err_s = "not checked"
         lines.append(f"| `{name}` | {B}, {T}, {S}, {E}, {N}, {H} | {t_host * 1e3:.3f} | "
                      f"{t_dev * 1e3:.3f} | {err_s} |")
-        print(lines[-1], flush=True)
+        print(lines[-1], file=sys.stderr, flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
