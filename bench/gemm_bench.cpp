@@ -61,7 +61,7 @@ void set_gflops(benchmark::State &st, const Gemm &g) {
 
 void run_mhac(benchmark::State &st, ProjectionFn fn, const Gemm &g) {
     Operands op(g);
-    const int panels = static_cast<int>((g.n + kPanelWidth - 1) / kPanelWidth);
+    const int panels = static_cast<int>(packed_panels(g.n));
     // The runtime's packed layout: w(ji, e, jo) = W[e, jo * P + ji], zero padded.
     Buffer<float> packed(kPanelWidth, static_cast<int>(g.k), panels);
     packed.fill(0.0f);

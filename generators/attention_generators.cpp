@@ -54,6 +54,7 @@ public:
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
+    GeneratorParam<int> gemm_panels{"gemm_panels", 0};
     GeneratorParam<std::string> tuned{"tuned", ""};  // per-target knobs (schedules/tuned_param.h)
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
@@ -76,7 +77,8 @@ public:
         pin_all_mins(bias, 1);
         weights.dim(0).set_extent(kPanelWidth);
         weights.dim(1).set_extent(e_extent);
-        weights.dim(2).set_extent((j_extent + kPanelWidth - 1) / kPanelWidth);
+        weights.dim(2).set_extent((j_extent + kPanelWidth * kPanelGroup - 1) /
+                                  (kPanelWidth * kPanelGroup) * kPanelGroup);
         if (use_bias) bias.dim(0).set_extent(j_extent);
         output.dim(1).set_extent(input.dim(1).extent());
 
@@ -94,6 +96,7 @@ public:
         row.gemm_rows_short = gemm_rows_short;
         row.gemm_k_block = gemm_k_block;
         row.gemm_k_unroll = gemm_k_unroll;
+        row.gemm_panels = gemm_panels;
         p.knobs = knobs_for_this_target(tuned, get_target(), row);
         sched::schedule_projection(p, get_target());
     }
@@ -244,6 +247,7 @@ public:
     GeneratorParam<int> gemm_rows_short{"gemm_rows_short", 0};
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
+    GeneratorParam<int> gemm_panels{"gemm_panels", 0};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -293,9 +297,9 @@ public:
         p_.v = split_heads(p_.v_proj.out, hv_dim);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.knobs = knobs_for_this_target(
-            tuned, get_target(),
-            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll});
+        p_.knobs = knobs_for_this_target(tuned, get_target(),
+                                         {key_block, query_block, gemm_rows, gemm_rows_short,
+                                          gemm_k_block, gemm_k_unroll, gemm_panels});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   blocking.key_block, blocking.vector_tile);
@@ -356,7 +360,7 @@ public:
         key.set_estimates({{0, 768}, {0, 128}, {0, 1}});
         value.set_estimates({{0, 768}, {0, 128}, {0, 1}});
         for (auto *w : {&query_kernel, &key_kernel, &value_kernel, &output_kernel}) {
-            w->set_estimates({{0, kPanelWidth}, {0, 768}, {0, 48}});
+            w->set_estimates({{0, kPanelWidth}, {0, 768}, {0, 48}});  // 768 columns
         }
         for (auto *bb : {&query_bias, &key_bias, &value_bias}) {
             bb->set_estimates({{0, 64}, {0, 12}});

@@ -22,6 +22,7 @@ using Halide::Var;
 // The kernel ABI shared with the runtime (mask kinds, Keras paths, panel
 // width): runtime/include/mhac/kernel_abi.h.
 using mhac::KerasPath;
+using mhac::kPanelGroup;
 using mhac::kPanelWidth;
 using mhac::MaskKind;
 

@@ -25,6 +25,7 @@ struct KnobOverrides {
     int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
     int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
     int gemm_k_unroll = 0;    // reduction steps unrolled in the GEMM register tile
+    int gemm_panels = 0;      // weight panels (kPanelWidth columns) per GEMM register tile
 };
 
 struct KnobName {
@@ -36,7 +37,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_rows", &KnobOverrides::gemm_rows},
                                           {"gemm_rows_short", &KnobOverrides::gemm_rows_short},
                                           {"gemm_k_block", &KnobOverrides::gemm_k_block},
-                                          {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll}};
+                                          {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll},
+                                          {"gemm_panels", &KnobOverrides::gemm_panels}};
 
 }  // namespace mhac::sched
 

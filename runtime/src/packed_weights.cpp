@@ -12,9 +12,10 @@ PackedKernel pack_kernel(const float *kernel, int64_t in_features, int64_t out_f
     // both are checked once here, so the loops cannot overflow.
     const auto size = [&]() -> std::optional<int64_t> {
         if (in_features < 0 || out_features < 0) return std::nullopt;
-        const auto rounded = checked_add(out_features, int64_t{kPanelWidth - 1});
+        constexpr int64_t group = int64_t{kPanelWidth} * kPanelGroup;
+        const auto rounded = checked_add(out_features, group - 1);
         if (!rounded || !checked_mul(in_features, out_features)) return std::nullopt;
-        const auto packed = checked_mul(*rounded / kPanelWidth, in_features);
+        const auto packed = checked_mul(*rounded / group * kPanelGroup, in_features);
         if (!packed) return std::nullopt;
         const auto elements = checked_mul(*packed, int64_t{kPanelWidth});
         if (!elements || !byte_size(*elements, sizeof(float))) return std::nullopt;
@@ -26,7 +27,7 @@ PackedKernel pack_kernel(const float *kernel, int64_t in_features, int64_t out_f
     PackedKernel p;
     p.in_features = in_features;
     p.out_features = out_features;
-    p.panels = (out_features + kPanelWidth - 1) / kPanelWidth;
+    p.panels = packed_panels(out_features);
     p.data.assign(static_cast<size_t>(*size), 0.0f);
     for (int64_t e = 0; e < in_features; e++) {
         for (int64_t j = 0; j < out_features; j++) {

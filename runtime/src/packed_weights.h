@@ -14,11 +14,12 @@ struct PackedKernel {
     std::vector<float> data;  // (ji, e, jo): panels of kPanelWidth output columns
     int64_t in_features = 0;
     int64_t out_features = 0;
-    int64_t panels = 0;
+    int64_t panels = 0;  // packed_panels(out_features)
 };
 
 // Packs a row-major [in_features, out_features] matrix (a Keras EinsumDense
-// kernel with its output axes flattened), zero padding the last panel.
+// kernel with its output axes flattened), zero padding to whole groups of
+// kPanelGroup panels.
 PackedKernel pack_kernel(const float *kernel, int64_t in_features, int64_t out_features);
 
 }  // namespace mhac::detail

@@ -27,6 +27,9 @@
 //   48.7 -> 30.5 ms, vit 14.0 -> 10.9, prefill_b1 7.95 -> 7.19, b8 60.3 ->
 //   49.6; the generic kernel at 1.0-1.1x the bert_base row on those shapes.
 //   T = S = 8192 (E=512, N=8) peaks at 153 MB RSS in `mhac bench`.
+#include <stdexcept>
+#include <string>
+
 #include "schedules.h"
 
 namespace mhac::sched {
@@ -37,7 +40,7 @@ namespace {
 
 struct CpuKnobs {
     int vector;     // floats per SIMD register
-    int gemm_rows;  // rows per GEMM register tile; kPanelWidth / vector * rows ~ 12 accumulators
+    int gemm_rows;  // rows per GEMM register tile; tile width / vector * rows accumulators
     // Rows per tile when fewer than gemm_rows rows exist (short sequences,
     // decode): a weight panel still serves several rows per pass.
     int gemm_rows_short;
@@ -64,20 +67,43 @@ struct CpuKnobs {
     // 4 interleaved runs, moved -13% to +8% with OpenBLAS's own times moving
     // -14% to +21% between the two binaries: not a measurable change.
     int gemm_k_unroll;
+    // Weight panels (kPanelWidth columns each) per GEMM register tile. With
+    // AVX-512 one panel is one vector, so a one-panel tile issues a weight
+    // load and a broadcast per FMA and is load-bound; two panels share each
+    // broadcast between two FMAs. At most kPanelGroup (the packed kernels'
+    // padding). Measured: see knobs_for().
+    int gemm_panels;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1};
-    // 12 accumulators out of 16 (AVX2/SSE) or 32 (AVX-512) registers.
-    if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4;
+    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1};
+    // 12 accumulators out of 16 (AVX2/SSE) registers; 24 (two panels x 12
+    // rows) out of AVX-512's 32. Two panels on the 2-core Xeon (AVX-512,
+    // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
+    // the 768 x 768 GEMM (mhac_gemm_bench) at 128 / 512 / 1024 rows 135 /
+    // 131 / 111 -> 151 / 152 / 139 GFLOP/s (OpenBLAS 147-151 in the same
+    // runs); `mhac bench` bert_base b1 6.5 -> 5.4 ms, b8 56.5 -> 48, vit 11.0
+    // -> 9.6-10.2, seq512 32.6 -> 29.0, decode S=2048 56.3 -> 44.3, long
+    // (generic) 509 -> 468.
+    if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4, k.gemm_panels = 2;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
     if (set.gemm_k_block >= 0) k.gemm_k_block = set.gemm_k_block;
     if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
+    if (set.gemm_panels > 0) k.gemm_panels = set.gemm_panels;
+    if (k.gemm_panels > gen::kPanelGroup)
+        throw std::invalid_argument("gemm_panels=" + std::to_string(k.gemm_panels) +
+                                    ": packed kernels are padded to " +
+                                    std::to_string(gen::kPanelGroup) + " panels at most");
     return k;
+}
+
+// Output columns per GEMM register tile.
+int gemm_tile_width(const CpuKnobs &k) {
+    return gen::kPanelWidth * k.gemm_panels;
 }
 
 // Columns of the fused core's register tiles (two vectors): also the width
@@ -109,14 +135,14 @@ Expr work_of(std::initializer_list<Expr> extents) {
     return w;
 }
 
-// A kPanelWidth x (rows of `acc`'s region) tile of accumulators computed at
+// A gemm_tile_width x (rows of `acc`'s region) tile of accumulators computed at
 // `at`, the reduction `e` inside (gemm_k_unroll steps per iteration): with
 // constant extents LLVM keeps them in registers. Shared by every GEMM of
 // these schedules.
 void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKnobs &k) {
     Var aj = arg(acc, 0), am = arg(acc, 1);
     acc.compute_at(at)
-        .bound_extent(aj, gen::kPanelWidth)
+        .bound_extent(aj, gemm_tile_width(k))
         .vectorize(aj, k.vector)
         .unroll(aj)
         .unroll(am);
@@ -149,7 +175,7 @@ void specialize_tiles(Func out, const Expr &rows, const Expr &work, const Expr &
 }
 
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
-// acc reduces over p.r: a kPanelWidth x gemm_rows tile of accumulators.
+// acc reduces over p.r: a gemm_tile_width x gemm_rows tile of accumulators.
 // Every row block streams past one weight panel (the panel stays in cache),
 // panels in parallel once `work` reaches parallel_min_work. Shapes with fewer
 // rows than a tile run shorter tiles, in parallel once `short_work` (the
@@ -160,7 +186,7 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
     Var j = arg(out, 0), m = arg(out, 1);
     Var jo("jo"), ji("ji"), mo("mo"), mi("mi");
     const int R = k.gemm_rows;
-    out.split(j, jo, ji, gen::kPanelWidth, TailStrategy::GuardWithIf);
+    out.split(j, jo, ji, gemm_tile_width(k), TailStrategy::GuardWithIf);
 
     auto tile = [&](Stage s, int rows_per_tile, bool parallel) {
         s.split(m, mo, mi, rows_per_tile,
@@ -179,7 +205,7 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
         // all row tiles pass it, each tile in registers within the slice.
         Var aj = arg(p.acc, 0), am = arg(p.acc, 1), amo("amo"), ami("ami");
         RVar eo("eo"), ei("ei");
-        p.acc.compute_at(out, jo).bound_extent(aj, gen::kPanelWidth).vectorize(aj, k.vector);
+        p.acc.compute_at(out, jo).bound_extent(aj, gemm_tile_width(k)).vectorize(aj, k.vector);
         auto kblock = [&](Stage st, int rows_per_tile) {
             st.split(e, eo, ei, k.gemm_k_block, TailStrategy::GuardWithIf)
                 .split(am, amo, ami, rows_per_tile, TailStrategy::GuardWithIf)
@@ -379,8 +405,8 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // cannot otherwise prove a tile's first column is a panel's, and reads
     // the packed weights with a gather (generic kernel: 4x slower GEMMs).
     auto project_root = [&](gen::Projection &proj, const Expr &rows, const Expr &head_dim) {
-        proj.out.compute_root().align_bounds(arg(proj.out, 0), gen::kPanelWidth);
-        Expr work = work_of({rows, batch, proj.r.x.extent(), gen::kPanelWidth});
+        proj.out.compute_root().align_bounds(arg(proj.out, 0), gemm_tile_width(k));
+        Expr work = work_of({rows, batch, proj.r.x.extent(), gemm_tile_width(k)});
         Expr total = work_of({rows, batch, proj.r.x.extent(), p.heads, head_dim});
         schedule_gemm(proj.out, proj, rows, work, total, k, true);
     };
@@ -430,7 +456,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Every specialization has the loops tqb (a block of rows, or the whole
     // sequence) and oo (one output panel), where the producers are computed.
     auto tile_out = [&](Stage st, int rows, const Expr &rows_per_block, bool parallel) {
-        st.split(o, oo, oi, gen::kPanelWidth, TailStrategy::GuardWithIf)
+        st.split(o, oo, oi, gemm_tile_width(k), TailStrategy::GuardWithIf)
             .split(t, tq, tqi, rows_per_block, TailStrategy::ShiftInwards)
             .split(tqi, mo, mi, rows, rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto)
             .reorder(oi, mi, oo, mo, tq, b)

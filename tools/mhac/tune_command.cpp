@@ -99,7 +99,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_rows", rows},
             {"gemm_rows_short", {1, 2, 3, 4}},
             {"gemm_k_block", {0, 128, 256}},
-            {"gemm_k_unroll", {1, 2, 4, 8}}};
+            {"gemm_k_unroll", {1, 2, 4, 8}},
+            {"gemm_panels", {1, 2}}};
 }
 
 using Knobs = std::map<std::string, int>;

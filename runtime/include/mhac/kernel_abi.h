@@ -55,6 +55,18 @@ constexpr const char *kProjectionSlotNames[kProjectionSlots] = {"query", "key", 
 // streams contiguously through a GEMM micro-tile.
 constexpr int kPanelWidth = 16;
 
+// Packed kernels hold a whole number of groups of kPanelGroup panels (the
+// last ones zero), so a GEMM register tile may span up to kPanelGroup panels
+// without reading past the buffer: AVX-512's tiles are two panels wide
+// (schedules/cpu, gemm_panels).
+constexpr int kPanelGroup = 2;
+
+// Panels of a packed kernel with `out_features` columns.
+constexpr long long packed_panels(long long out_features) {
+    return (out_features + kPanelWidth * kPanelGroup - 1) / (kPanelWidth * kPanelGroup) *
+           kPanelGroup;
+}
+
 inline const char *mask_kind_name(MaskKind kind) {
     const int i = static_cast<int>(kind);
     return i >= 0 && i < kMaskKinds ? kMaskKindNames[i] : "?";
