@@ -3,7 +3,7 @@
 # tuning: what it writes, that Ctrl-C keeps its measurements and --resume
 # does not repeat them, that a wrong candidate is never written, and that
 # bad options are clear errors. No time is checked.
-#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|errors>
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|generic|errors>
 set -u
 MHAC=$1 WORK=$2 CASE=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -98,6 +98,16 @@ PY
   journal=$(ls "$WORK"/work/*/journal-*.jsonl | head -1)
   grep -q '"candidate":"key_block=32,query_block=64"' "$journal" || fail "the seed was not measured"
   echo "seeds: ok"
+  ;;
+generic)
+  # The generic row has no sizes: a named shape gives it the shape's own.
+  "$MHAC" tune --config generic --masks none --shapes tiny --threads 1 --jobs 2 \
+    --seconds-per-shape 0.05 --autoschedulers none --work-dir "$WORK/work" --db "$WORK/db" \
+    --budget 30s >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q 'shapes 1,16,16 (E=64,64,64 N=4 H=16 Hv=16 O=64)' "$WORK/log" ||
+    fail "the generic row was not timed at the tiny shape's sizes"
+  echo "generic: ok"
   ;;
 errors)
   expect() {  # expect <message regex> <args...>: exit 1 and the message

@@ -123,10 +123,28 @@ bool is_knob_param(const std::string &key_value) {
 
 struct Shape {
     int64_t batch, queries, keys;
+    // A bench/shapes.h name's layer sizes (Eq, Ek, Ev, N, H, Hv, O), empty
+    // for B,T,S items: the generic row has no sizes of its own and is timed
+    // at these where given.
+    std::vector<int64_t> layer = {};
 };
 
 std::string shape_text(const Shape &s) {
-    return std::to_string(s.batch) + "," + std::to_string(s.queries) + "," + std::to_string(s.keys);
+    std::string text =
+        std::to_string(s.batch) + "," + std::to_string(s.queries) + "," + std::to_string(s.keys);
+    if (s.layer.size() == 7) {
+        const auto v = [&](int i) { return std::to_string(s.layer[i]); };
+        text += " (E=" + v(0) + "," + v(1) + "," + v(2) + " N=" + v(3) + " H=" + v(4) +
+                " Hv=" + v(5) + " O=" + v(6) + ")";
+    }
+    return text;
+}
+
+// The worker's form of a shape: [B, T, S] or [B, T, S, Eq, Ek, Ev, N, H, Hv, O].
+json shape_json(const Shape &s) {
+    json j = {s.batch, s.queries, s.keys};
+    for (int64_t v : s.layer) j.push_back(v);
+    return j;
 }
 
 // --shapes: "B,T,S" items and names (the buckets decode, short, long, or a
@@ -159,7 +177,13 @@ std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &
         } else {
             bool found = false;
             for (const bench::BenchShape &b : bench::kShapes) {
-                if (item == b.name) out.push_back({b.batch, b.queries, b.keys}), found = true;
+                if (item != b.name) continue;
+                out.push_back({b.batch,
+                               b.queries,
+                               b.keys,
+                               {b.query_features, b.key_features, b.value_features, b.num_heads,
+                                b.key_dim, b.value_dim, b.output_features}});
+                found = true;
             }
             if (!found) {
                 throw Error("--shapes: unknown shape '" + item +
@@ -1102,10 +1126,8 @@ private:
                     {"seconds_per_shape", seconds_per_shape},
                     {"reference_dir", (work_ / "reference").string()},
                     {"reference_key", hex(fnv1a(row_.name + job_->planned.name + "v1"))}};
-        for (const Shape &s : kCheckShapes)
-            req["check_shapes"].push_back({s.batch, s.queries, s.keys});
-        for (const Shape &s : job_->shapes)
-            req["time_shapes"].push_back({s.batch, s.queries, s.keys});
+        for (const Shape &s : kCheckShapes) req["check_shapes"].push_back(shape_json(s));
+        for (const Shape &s : job_->shapes) req["time_shapes"].push_back(shape_json(s));
         // One worker per thread count, its Halide runtimes sized by
         // HL_NUM_THREADS before they start: a running pool does not shrink
         // for halide_set_num_threads (measured: after the checks had run

@@ -111,8 +111,15 @@ void make_call(Call &c, const testing::Sizes &sizes, bool use_bias, MaskKind mas
     c.output.assign(static_cast<size_t>(sizes.batch * sizes.queries * sizes.output_features), 0);
 }
 
+// [B, T, S] at the row's sizes; the generic row (no sizes) at the shape's own
+// layer sizes when it names them ([B, T, S, Eq, Ek, Ev, N, H, Hv, O]), else
+// at small odd ones.
 testing::Sizes sizes_for(const ConfigSizes &c, const json &shape) {
     const int64_t b = shape.at(0), t = shape.at(1), s = shape.at(2);
+    if (c.num_heads == 0 && shape.size() == 10) {
+        return {b,           t,           s,           shape.at(3), shape.at(4),
+                shape.at(5), shape.at(6), shape.at(7), shape.at(8), shape.at(9)};
+    }
     if (c.num_heads == 0) return {b, t, s, 40, 40, 40, 3, 16, 8, 24};  // generic: any sizes
     return {b,           t,         s,           c.query_features, c.key_features, c.value_features,
             c.num_heads, c.key_dim, c.value_dim, c.output_features};
