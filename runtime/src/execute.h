@@ -38,9 +38,7 @@ BufferRef<uint8_t, 4> mask_buffer(const CallPlan &plan);
 // A packed projection kernel as the kernels read it: (ji, e, jo), in the
 // layer's lasting descriptors.
 inline halide_buffer_t *packed_buffer(ResidentBuffers &weights, const PackedKernel &k) {
-    return weights.get(
-        k.data.data(),
-        {{kPanelWidth, 1}, {k.in_features, kPanelWidth}, {k.panels, k.in_features * kPanelWidth}});
+    return weights.get(k.data.data(), {k.panels, k.in_features, kPanelWidth});
 }
 
 // Keras's fused path in one kernel (Selection::fused).

@@ -22,10 +22,10 @@ void execute_fused(const CallPlan &plan, const Selection &selection, const Layer
     auto v_in = dense<float, 3>(plan.value_rows, {B, S, p.value_features});
     halide_buffer_t *wq = packed_buffer(wb, w.query), *wk = packed_buffer(wb, w.key),
                     *wv = packed_buffer(wb, w.value), *wo = packed_buffer(wb, w.output);
-    halide_buffer_t *bq = wb.get(w.query_bias.data(), {{H, 1}, {N, H}});
-    halide_buffer_t *bk = wb.get(w.key_bias.data(), {{H, 1}, {N, H}});
-    halide_buffer_t *bv = wb.get(w.value_bias.data(), {{Hv, 1}, {N, Hv}});
-    halide_buffer_t *bo = wb.get(w.output_bias.data(), {{O, 1}});
+    halide_buffer_t *bq = wb.get(w.query_bias.data(), {N, H});
+    halide_buffer_t *bk = wb.get(w.key_bias.data(), {N, H});
+    halide_buffer_t *bv = wb.get(w.value_bias.data(), {N, Hv});
+    halide_buffer_t *bo = wb.get(w.output_bias.data(), {O});
     auto mask = mask_buffer(plan);
     auto out = dense<float, 3>(plan.output_rows, {B, T, O});
     KernelRunner run(selection, plan.shapes, wb);

@@ -13,7 +13,7 @@ void project(const KernelRunner &run, ResidentBuffers &wb, const NamedKernel<Pro
              float *dst) {
     auto in_b = dense<float, 2>(in, {rows, w.in_features});
     auto out_b = dense<float, 2>(dst, {rows, w.out_features});
-    run(kernel, in_b.get(), packed_buffer(wb, w), wb.get(bias.data(), {{w.out_features, 1}}),
+    run(kernel, in_b.get(), packed_buffer(wb, w), wb.get(bias.data(), {w.out_features}),
         out_b.get());
 }
 

@@ -16,8 +16,8 @@ void throw_too_large(int64_t extent, int64_t stride) {
 }
 
 void describe_buffer(halide_buffer_t &buf, halide_dimension_t *dims_storage, int rank,
-                     halide_type_t type, const void *data,
-                     std::initializer_list<std::array<int64_t, 2>> dims) {
+                     halide_type_t type, const void *data, const std::array<int64_t, 2> *dims,
+                     int count) {
     buf.device = 0;
     buf.device_interface = nullptr;
     buf.host = static_cast<uint8_t *>(const_cast<void *>(data));
@@ -27,34 +27,32 @@ void describe_buffer(halide_buffer_t &buf, halide_dimension_t *dims_storage, int
     buf.dim = dims_storage;
     buf.padding = nullptr;
     int d = 0;
-    for (const auto &ds : dims) {
+    for (; d < count; d++) {
+        const std::array<int64_t, 2> &ds = dims[d];
         // Halide's extents and strides are int32: a larger one would wrap
         // into an out-of-bounds access.
         if (ds[0] > INT32_MAX || ds[1] > INT32_MAX) throw_too_large(ds[0], ds[1]);
         dims_storage[d] =
             halide_dimension_t{0, static_cast<int32_t>(ds[0]), static_cast<int32_t>(ds[1]), 0};
-        d++;
     }
     for (; d < rank; d++) dims_storage[d] = halide_dimension_t{0, 1, 0, 0};
 }
 
 halide_buffer_t *ResidentBuffers::get(const float *data,
-                                      std::initializer_list<std::array<int64_t, 2>> dims) {
-    const int rank = static_cast<int>(dims.size());
+                                      std::initializer_list<int64_t> keras_shape) {
+    const int rank = static_cast<int>(keras_shape.size());
+    if (rank > kMaxRank) throw Error("internal: a resident buffer of rank > 4");
+    std::array<std::array<int64_t, 2>, kMaxRank> dims{};
+    dense_dims(keras_shape.begin(), rank, dims.data());
     for (const auto &e : entries_) {
-        if (e->buf.host != reinterpret_cast<const uint8_t *>(data) || e->buf.dimensions != rank)
-            continue;
-        bool same = true;
-        int d = 0;
-        for (const auto &ds : dims) {
-            same = same && e->buf.dim[d].extent == ds[0] && e->buf.dim[d].stride == ds[1];
-            d++;
-        }
+        bool same =
+            e->buf.host == reinterpret_cast<const uint8_t *>(data) && e->buf.dimensions == rank;
+        for (int d = 0; same && d < rank; d++)
+            same = e->buf.dim[d].extent == dims[d][0] && e->buf.dim[d].stride == dims[d][1];
         if (same) return &e->buf;
     }
-    if (rank > kMaxRank) throw Error("internal: a resident buffer of rank > 4");
     auto e = std::make_unique<Entry>();
-    describe_buffer(e->buf, e->dims.data(), rank, halide_type_of<float>(), data, dims);
+    describe_buffer(e->buf, e->dims.data(), rank, halide_type_of<float>(), data, dims.data(), rank);
     entries_.push_back(std::move(e));
     return &entries_.back()->buf;
 }

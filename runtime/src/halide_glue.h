@@ -24,11 +24,22 @@ void install_halide_hooks();
 [[noreturn]] void throw_too_large(int64_t extent, int64_t stride);
 
 // Fills `buf` (with `dims_storage`, room for `rank` dims) as a host buffer
-// over `data`: dims innermost first as (extent, stride in elements), missing
-// outer dims of extent 1. Throws for extents or strides past int32.
+// over `data`: `count` dims innermost first as (extent, stride in elements),
+// missing outer dims of extent 1. Throws for extents or strides past int32.
 void describe_buffer(halide_buffer_t &buf, halide_dimension_t *dims_storage, int rank,
-                     halide_type_t type, const void *data,
-                     std::initializer_list<std::array<int64_t, 2>> dims);
+                     halide_type_t type, const void *data, const std::array<int64_t, 2> *dims,
+                     int count);
+
+// The (extent, stride) pairs, innermost first, of a dense row-major tensor
+// of Keras shape `keras_shape` (`rank` dims, outermost first).
+inline void dense_dims(const int64_t *keras_shape, int rank, std::array<int64_t, 2> *dims) {
+    int64_t stride = 1;
+    for (int d = 0; d < rank; d++) {
+        const int64_t extent = keras_shape[rank - 1 - d];
+        dims[d] = {extent, stride};
+        stride *= extent;
+    }
+}
 
 // A halide_buffer_t over memory owned elsewhere. Dims are given innermost
 // first, as (extent, stride in elements) pairs.
@@ -36,7 +47,8 @@ template <typename T, int D>
 class BufferRef {
 public:
     BufferRef(const T *data, std::initializer_list<std::array<int64_t, 2>> dims) {
-        describe_buffer(buf_, dims_.data(), D, halide_type_of<T>(), data, dims);
+        describe_buffer(buf_, dims_.data(), D, halide_type_of<T>(), data, dims.begin(),
+                        static_cast<int>(dims.size()));
     }
     BufferRef(const BufferRef &) = delete;
     BufferRef &operator=(const BufferRef &) = delete;
@@ -52,12 +64,7 @@ private:
 template <typename T, int D>
 BufferRef<T, D> dense(const T *data, const std::array<int64_t, D> &keras_shape) {
     std::array<std::array<int64_t, 2>, D> dims{};
-    int64_t stride = 1;
-    for (int d = 0; d < D; d++) {
-        int64_t extent = keras_shape[D - 1 - d];
-        dims[d] = {extent, stride};
-        stride *= extent;
-    }
+    dense_dims(keras_shape.data(), D, dims.data());
     if constexpr (D == 1) return BufferRef<T, 1>(data, {dims[0]});
     if constexpr (D == 2) return BufferRef<T, 2>(data, {dims[0], dims[1]});
     if constexpr (D == 3) return BufferRef<T, 3>(data, {dims[0], dims[1], dims[2]});
@@ -78,8 +85,9 @@ public:
     ResidentBuffers(const ResidentBuffers &) = delete;
     ResidentBuffers &operator=(const ResidentBuffers &) = delete;
 
-    // The lasting descriptor of float `data` with `dims` (innermost first).
-    halide_buffer_t *get(const float *data, std::initializer_list<std::array<int64_t, 2>> dims);
+    // The lasting descriptor of dense float `data` of Keras shape
+    // `keras_shape` (outermost first, as dense() takes it).
+    halide_buffer_t *get(const float *data, std::initializer_list<int64_t> keras_shape);
     bool contains(const halide_buffer_t *buf) const;
     void clear();
 
