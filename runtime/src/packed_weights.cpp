@@ -12,10 +12,11 @@ PackedKernel pack_kernel(const float *kernel, int64_t in_features, int64_t out_f
     // both are checked once here, so the loops cannot overflow.
     const auto size = [&]() -> std::optional<int64_t> {
         if (in_features < 0 || out_features < 0) return std::nullopt;
-        constexpr int64_t group = int64_t{kPanelWidth} * kPanelGroup;
-        const auto rounded = checked_add(out_features, group - 1);
+        // packed_panels() rounds out_features up to whole panel groups: safe
+        // once that sum fits.
+        const auto rounded = checked_add(out_features, int64_t{kPanelWidth} * kPanelGroup - 1);
         if (!rounded || !checked_mul(in_features, out_features)) return std::nullopt;
-        const auto packed = checked_mul(*rounded / group * kPanelGroup, in_features);
+        const auto packed = checked_mul(int64_t{packed_panels(out_features)}, in_features);
         if (!packed) return std::nullopt;
         const auto elements = checked_mul(*packed, int64_t{kPanelWidth});
         if (!elements || !byte_size(*elements, sizeof(float))) return std::nullopt;
