@@ -137,14 +137,14 @@ BlockPool &pool() {
     return *p;
 }
 
+}  // namespace
+
 void *pool_malloc(void * /*user_context*/, size_t size) {
     return pool().take(size);
 }
 void pool_free(void * /*user_context*/, void *p) {
     pool().give(p);
 }
-
-}  // namespace
 
 void install_halide_hooks() {
     static std::once_flag once;

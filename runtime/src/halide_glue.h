@@ -21,6 +21,12 @@ namespace mhac::detail {
 // scratch is not a fresh page-faulting allocation on every call.
 void install_halide_hooks();
 
+// That malloc/free pair (halide_malloc_t / halide_free_t), for a Halide
+// runtime loaded apart from the linked kernels' (mhac tune-worker's
+// candidates), so that it allocates as they do.
+void *pool_malloc(void *user_context, size_t size);
+void pool_free(void *user_context, void *p);
+
 [[noreturn]] void throw_too_large(int64_t extent, int64_t stride);
 
 // Fills `buf` (with `dims_storage`, room for `rank` dims) as a host buffer

@@ -3,7 +3,7 @@
 # tuning: what it writes, that Ctrl-C keeps its measurements and --resume
 # does not repeat them, that a wrong candidate is never written, and that
 # bad options are clear errors. No time is checked.
-#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|generic|errors>
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|generic|knobs|errors>
 set -u
 MHAC=$1 WORK=$2 CASE=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -11,6 +11,21 @@ fail() { echo "FAIL: $*"; exit 1; }
 tiny=(--config tiny --masks none --shapes 1,16,16 --threads 1 --jobs 2 --seconds-per-shape 0.05
       --autoschedulers none --work-dir "$WORK/work" --db "$WORK/db")
 db_file() { ls "$WORK"/db/*.json 2>/dev/null | head -1; }
+# stale_entry <budget>: a first run's entry, rewritten as stale (another source
+# hash) with the knobs key_block=32, query_block=64.
+stale_entry() {
+  mkdir -p "$WORK/db"
+  "$MHAC" tune "${tiny[@]}" --budget "$1" >"$WORK/log0" 2>&1 || { cat "$WORK/log0"; fail "first run failed"; }
+  f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
+  python3 - "$f" <<'PY' || fail "could not rewrite $f"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for e in d["entries"]:
+    e["source_hash"] = "0000000000000000"
+    e["knobs"] = ["key_block=32", "query_block=64"]
+json.dump(d, open(sys.argv[1], "w"), indent=2)
+PY
+}
 
 case "$CASE" in
 smoke)
@@ -80,17 +95,7 @@ buckets)
   ;;
 seeds)
   # A stale entry's knobs (another source hash) are the first candidates.
-  mkdir -p "$WORK/db"
-  "$MHAC" tune "${tiny[@]}" --budget 30s >"$WORK/log0" 2>&1 || { cat "$WORK/log0"; fail "first run failed"; }
-  f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
-  python3 - "$f" <<'PY' || fail "could not rewrite $f"
-import json, sys
-d = json.load(open(sys.argv[1]))
-for e in d["entries"]:
-    e["source_hash"] = "0000000000000000"
-    e["knobs"] = ["key_block=32", "query_block=64"]
-json.dump(d, open(sys.argv[1], "w"), indent=2)
-PY
+  stale_entry 30s
   "$MHAC" tune "${tiny[@]}" --budget 20s >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
   cat "$WORK/log"
   grep -q "first candidates: the database's earlier winners for this kernel (key_block=32,query_block=64)" \
@@ -108,6 +113,22 @@ generic)
   grep -q 'shapes 1,16,16 (E=64,64,64 N=4 H=16 Hv=16 O=64)' "$WORK/log" ||
     fail "the generic row was not timed at the tiny shape's sizes"
   echo "generic: ok"
+  ;;
+knobs)
+  # --knobs key_block: every candidate sets key_block alone; a stale entry's
+  # other knobs are dropped from its seed.
+  stale_entry 20s
+  rm -rf "$WORK/work"
+  "$MHAC" tune "${tiny[@]}" --knobs key_block --budget 30s >"$WORK/log" 2>&1 ||
+    { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q "first candidates: the database's earlier winners for this kernel (key_block=32)" \
+    "$WORK/log" || fail "the seed kept knobs outside --knobs"
+  journal=$(ls "$WORK"/work/*/journal-*.jsonl | head -1)
+  n=$(grep -o '"candidate":"[^"]*"' "$journal" | grep -vc '"candidate":"\(hand defaults\|key_block=[0-9]*\)"')
+  [[ $n == 0 ]] || fail "$n candidates set knobs outside --knobs: $(grep -o '"candidate":"[^"]*"' "$journal")"
+  (( $(grep -c '"candidate":"key_block=' "$journal") >= 2 )) || fail "fewer than two key_block candidates"
+  echo "knobs: ok"
   ;;
 errors)
   expect() {  # expect <message regex> <args...>: exit 1 and the message
@@ -127,6 +148,7 @@ errors)
   expect "is not i/n" --config tiny --shard 3/2
   expect "not a thread count" --config tiny --threads 0
   expect "unknown bucket 'sideways'" --config tiny --buckets all,sideways
+  expect "unknown knob 'sideways'" --config tiny --knobs key_block,sideways
   [[ ! -e "$WORK/db" ]] || fail "a refused run wrote a database"
   echo "errors: ok"
   ;;

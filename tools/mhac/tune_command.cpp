@@ -103,6 +103,26 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_panels", {1, 2}}};
 }
 
+// The space restricted to `names` (comma separated; empty: every knob).
+// Throws on a name the space does not have.
+std::vector<KnobRange> searched_knobs(const std::string &target, const std::string &names) {
+    std::vector<KnobRange> space = fused_knob_space(target);
+    if (names.empty()) return space;
+    std::vector<KnobRange> kept;
+    for (const std::string &n : plan::split_list(names, ',')) {
+        auto it = std::find_if(space.begin(), space.end(),
+                               [&](const KnobRange &r) { return r.name == n; });
+        if (it == space.end()) {
+            std::string all;
+            for (const KnobRange &r : space) all += (all.empty() ? "" : ", ") + r.name;
+            throw Error("--knobs: unknown knob '" + n + "' (" + all + ")");
+        }
+        if (std::none_of(kept.begin(), kept.end(), [&](const KnobRange &r) { return r.name == n; }))
+            kept.push_back(*it);
+    }
+    return kept;
+}
+
 using Knobs = std::map<std::string, int>;
 
 std::string knobs_text(const Knobs &k) {
@@ -418,6 +438,7 @@ struct Options {
     std::string work_dir;
     std::string shard;
     std::string autoschedulers = "Mullapudi2016,Li2018,Adams2019";
+    std::string knobs;  // the knobs searched, comma separated; empty: all
     int jobs = 0;
     bool resume = false;
     uint64_t seed = 1;
@@ -538,6 +559,7 @@ public:
           progress_(budget_s_, start_),
           generator_(generator_path()),
           generator_stamp_(stamp_of(generator_)),
+          space_(searched_knobs(target_, o_.knobs)),
           rng_(o_.seed) {}
 
     // Returns the process exit status.
@@ -624,7 +646,12 @@ private:
             const double compile_est = compiled_ > 0 ? compile_s_ / compiled_ : 0;
             const double needed = compile_est * std::ceil(double(batch.size()) / o_.jobs) +
                                   per_candidate * double(batch.size());
-            if (seconds_since(start_) + needed > deadline_s && measured_kernel_ > 0) {
+            // Room for finish()'s two confirmation runs at three times the
+            // timing: without it a shape of half a second a call (long_4096)
+            // ran the search to the deadline and the best (1.15x) was never
+            // confirmed, so the entry kept the hand defaults.
+            const double confirm = 2 * 3 * per_candidate;
+            if (seconds_since(start_) + needed + confirm > deadline_s && measured_kernel_ > 0) {
                 for (Candidate *c : batch) forget(*c);
                 break;
             }
@@ -861,14 +888,21 @@ private:
                 continue;
             // load_dir checked every knob (tuned::apply_knob): a known name
             // and an integer value.
+            // Knobs outside --knobs are left at the hand defaults.
             Knobs k;
             for (const std::string &kv : e.knobs) {
                 const size_t eq = kv.find('=');
-                k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+                if (searched(kv.substr(0, eq))) k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
             }
-            if (valid(k) && std::find(out.begin(), out.end(), k) == out.end()) out.push_back(k);
+            if (!k.empty() && valid(k) && std::find(out.begin(), out.end(), k) == out.end())
+                out.push_back(k);
         }
         return out;
+    }
+
+    bool searched(const std::string &knob) const {
+        return std::any_of(space_.begin(), space_.end(),
+                           [&](const KnobRange &r) { return r.name == knob; });
     }
 
     // ----------------------------------------------------------- candidates
@@ -912,7 +946,7 @@ private:
                 best = &c;
         }
         const Knobs center = best && best->speedup() > 1.0 ? best->knobs : Knobs{};
-        const std::vector<KnobRange> space = fused_knob_space(target_);
+        const std::vector<KnobRange> &space = space_;
         std::vector<Knobs> options;
         for (const KnobRange &r : space) {
             for (int v : r.values) {
@@ -1182,6 +1216,7 @@ private:
         for (int t : threads_) k += " " + std::to_string(t);
         for (const std::string &p : job.structural) k += " " + p;
         for (const std::string &p : job.row_knobs) k += " row:" + p;
+        if (!o_.knobs.empty()) k += " knobs " + o_.knobs;
         return k;
     }
 
@@ -1299,8 +1334,9 @@ private:
     fs::path journal_;
     double compile_s_ = 0, measure_s_ = 0, best_ = 1;
     int compiled_ = 0, measured_ = 0, measured_kernel_ = 0;
-    std::string unconfirmed_;   // the best candidate of this kernel that was not confirmed
-    std::vector<Knobs> seeds_;  // proposed first: the database's earlier winners
+    std::string unconfirmed_;       // the best candidate of this kernel that was not confirmed
+    std::vector<KnobRange> space_;  // the knobs searched (--knobs)
+    std::vector<Knobs> seeds_;      // proposed first: the database's earlier winners
 };
 
 // The timed shapes of a bucket: those of `shapes` inside it, else its own
@@ -1445,6 +1481,10 @@ int tune_command(int argc, char **argv) {
     app.add_option("--autoschedulers", o.autoschedulers,
                    "autoscheduled twins to measure, comma separated, or none")
         ->capture_default_str();
+    app.add_option("--knobs", o.knobs,
+                   "the knobs to search, comma separated (key_block, query_block, gemm_rows, "
+                   "gemm_rows_short, gemm_k_block, gemm_k_unroll, gemm_panels); the others keep "
+                   "the hand defaults; default: all");
     app.add_option("--seconds-per-shape", o.seconds_per_shape,
                    "timing per shape and candidate (each kernel gets half)")
         ->capture_default_str();

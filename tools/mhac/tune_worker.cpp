@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "halide_glue.h"  // the runtime's block pool
 #include "mha_reference.h"
 #include "mhac/kernel_set.h"
 #include "mhac/mha.h"
@@ -57,6 +58,17 @@ public:
                 dlsym(handle_, "halide_set_error_handler"))) {
             set_handler(record_error);
         }
+        // Its scratch from the runtime's block pool, as the linked kernels'
+        // is: with the object's default malloc every call of a large shape
+        // page-faulted its buffers afresh (long_4096: 40 MB a call), a cost
+        // the build's kernels do not pay.
+        auto set_malloc = reinterpret_cast<decltype(&halide_set_custom_malloc)>(
+            dlsym(handle_, "halide_set_custom_malloc"));
+        auto set_free = reinterpret_cast<decltype(&halide_set_custom_free)>(
+            dlsym(handle_, "halide_set_custom_free"));
+        if (!set_malloc || !set_free) throw Error(so + " has no halide_set_custom_malloc/free");
+        set_malloc(detail::pool_malloc);
+        set_free(detail::pool_free);
         function_ = function;
         config_.fused[static_cast<int>(mask)] = {function_.c_str(), fn};
     }
