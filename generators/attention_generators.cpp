@@ -302,7 +302,8 @@ public:
                                           gemm_k_block, gemm_k_unroll, gemm_panels});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
-                                  blocking.key_block, blocking.vector_tile);
+                                  query.dim(1).extent(), blocking.key_block, blocking.vector_tile,
+                                  blocking.trim_keys);
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
                             2, "output_proj");

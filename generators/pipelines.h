@@ -15,6 +15,7 @@ namespace mhac::sched {
 struct FusedBlocking {
     int key_block;    // keys per flash-attention block
     int vector_tile;  // keys (of K) and value columns (of V) stored contiguously
+    bool trim_keys;   // shorten blocks to the keys a call can attend (flash_attention)
 };
 FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
 

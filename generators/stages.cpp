@@ -126,8 +126,8 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys) {
 
 FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
                                MaskKind kind, const Expr &keys, const Expr &key_dim,
-                               const Expr &value_dim, const Expr &scale, int key_block,
-                               int vector_tile) {
+                               const Expr &value_dim, const Expr &scale, const Expr &queries,
+                               int key_block, int vector_tile, bool trim_keys) {
     if (vector_tile <= 0 || key_block % vector_tile != 0)
         throw std::invalid_argument("vector tile " + std::to_string(vector_tile) +
                                     " does not divide the key block " + std::to_string(key_block));
@@ -147,22 +147,42 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
                      Func("merged"),
                      Func("context"),
                      RDom(0, key_dim, "h"),
-                     RDom(0, key_block, "si"),
+                     RDom(),
                      RDom(),
                      keys,
+                     keys,
+                     Expr(),
                      Expr()};
-    f.num_blocks = (keys + key_block - 1) / key_block;
+    const int tile = vector_tile;
+    // The keys read: all S, or with trim_keys under the causal mask only
+    // those below T (query t sees keys <= t): the rest are neither projected
+    // nor staged (a decode step T = 1 projects one key, not S).
+    Expr reach = keys;
+    f.block = key_block;
+    f.full_blocks = Halide::Internal::const_true();
+    if (trim_keys) {
+        if (kind == MaskKind::causal) reach = min(keys, queries);
+        // Fewer than key_block keys: one block of them, rounded up to vector
+        // tiles, instead of a padded full block (S = 16 in 128-key blocks was
+        // 8x the work).
+        f.full_blocks = reach >= key_block;
+        f.block = select(f.full_blocks, key_block, (reach + tile - 1) / tile * tile);
+    }
+    f.keys_read = reach;
+    f.r_si = RDom(0, f.block, "si");
+    f.num_blocks = (reach + f.block - 1) / f.block;
     f.r_kb = RDom(0, f.num_blocks, "kb");
     if (kind == MaskKind::causal) {
         // Blocks wholly after query t are fully masked (weight exactly 0,
-        // and row t always allows key 0): never computed.
+        // and row t always allows key 0): never computed. Written with the
+        // constant key_block, which Halide's bounds can solve for (a short
+        // block is the only one, kb = 0, and 0 <= t holds either way).
         f.r_kb.where(f.r_kb * key_block <= t);
     }
-    Expr key = kb * key_block + si;
-    Expr key_clamped = min(key, keys - 1);
+    Expr key = kb * f.block + si;
+    Expr key_clamped = min(key, reach - 1);
 
-    const int tile = vector_tile;
-    Expr tiled_key = min(kb * key_block + sh * tile + sl, keys - 1);
+    Expr tiled_key = min(kb * f.block + sh * tile + sl, reach - 1);
     f.k_blocked(sl, h, sh, kb, n, b) = k(h, n, tiled_key, b);
     // Columns past Hv in the last tile are clamped copies, never read.
     f.v_blocked(gl, si, gh, kb, n, b) = v(min(gh * tile + gl, value_dim - 1), n, key_clamped, b);
@@ -173,7 +193,9 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     if (kind != MaskKind::none) {
         logit = select(allowed(key_clamped, t, n, b), logit, kFusedMaskedLogit);
     }
-    f.logits(si, kb, t, n, b) = select(key < keys, logit, kPaddedKeyLogit);
+    // Keys past those read (S, or T under trim_keys' causal rule, where they
+    // are masked for every query anyway) weigh 0.
+    f.logits(si, kb, t, n, b) = select(key < reach, logit, kPaddedKeyLogit);
 
     f.block_max(kb, t, n, b) = -FLT_MAX;
     f.block_max(kb, t, n, b) = max(f.block_max(kb, t, n, b), f.logits(f.r_si, kb, t, n, b));

@@ -78,7 +78,7 @@ struct Combine {
 Combine combine(const Func &probs, const Func &v, const Expr &keys);
 
 // Keras's fused path (softmax(q.k * scale, masked) . v) computed over key
-// blocks of `key_block` keys, flash-attention style, with no T x S buffer:
+// blocks of (at most) `key_block` keys, flash-attention style, with no T x S buffer:
 // each block keeps its own max, its sum of exp(logit - max) and its
 // unnormalized p.v; a merge over blocks rescales them by exp(block max - row
 // max). Mathematically the same softmax, not an approximation: a fully masked
@@ -101,20 +101,29 @@ struct FlashAttention {
     // (c, kb, t, n, b): c < Hv the block's p.v, c == Hv its sum, c == Hv + 1
     // its max: one Func, so everything a block yields is computed in one loop.
     Func block_out;
-    Func row_max;  // (t, n, b): max over blocks
-    Func weight;   // (kb, t, n, b): exp(block max - row max)
-    Func merged;   // (c, t, n, b), c <= Hv: the weighted sums over blocks
-    Func context;  // (g, n, t, b): merged p.v / merged sum
-    RDom r_h;      // over the head dim
-    RDom r_si;     // over a key block
-    RDom r_kb;     // over key blocks
-    Expr keys;     // S
+    Func row_max;    // (t, n, b): max over blocks
+    Func weight;     // (kb, t, n, b): exp(block max - row max)
+    Func merged;     // (c, t, n, b), c <= Hv: the weighted sums over blocks
+    Func context;    // (g, n, t, b): merged p.v / merged sum
+    RDom r_h;        // over the head dim
+    RDom r_si;       // over a key block
+    RDom r_kb;       // over key blocks
+    Expr keys;       // S
+    Expr keys_read;  // the keys projected and staged: S, or fewer (trim_keys)
     Expr num_blocks;
+    Expr block;  // keys per block: key_block, or fewer (trim_keys)
+    // Whether block == key_block: a schedule may specialize on it, so that
+    // the common case keeps constant extents.
+    Expr full_blocks;
 };
+// `trim_keys`: under the causal mask keys at or past T are not read (no query
+// attends them), and a call that can attend fewer than key_block keys gets a
+// block of just those keys, rounded up to vector tiles; otherwise every block
+// has key_block keys and all S keys are read.
 FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
                                MaskKind kind, const Expr &keys, const Expr &key_dim,
-                               const Expr &value_dim, const Expr &scale, int key_block,
-                               int vector_tile);
+                               const Expr &value_dim, const Expr &scale, const Expr &queries,
+                               int key_block, int vector_tile, bool trim_keys);
 
 // Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).

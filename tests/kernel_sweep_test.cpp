@@ -93,21 +93,20 @@ std::vector<SweepCase> all_cases() {
             const int64_t t = b.max_queries ? std::min<int64_t>(b.max_queries, 5) : b.min_queries;
             const int64_t s = std::max<int64_t>(b.min_keys + 1, 130);
             const ConfigSizes &z = cfg.sizes;
-            const Sizes sizes = cfg.is_generic() ? Sizes{1, t, s, 24, 20, 12, 2, 16, 16, 24}
-                                                 : Sizes{1,
-                                                         t,
-                                                         s,
-                                                         z.query_features,
-                                                         z.key_features,
-                                                         z.value_features,
-                                                         z.num_heads,
-                                                         z.key_dim,
-                                                         z.value_dim,
-                                                         z.output_features};
             const MaskCase m = b.mask == MaskKind::none     ? MaskCase::none
                                : b.mask == MaskKind::causal ? MaskCase::causal
                                                             : MaskCase::random;
-            cases.push_back({cfg.name, false, m, sizes});
+            if (cfg.is_generic()) {
+                // BERT's head dim (64) and a small one (16).
+                for (int64_t h : {16, 64})
+                    cases.push_back({cfg.name, false, m, {1, t, s, 24, 20, 12, 2, h, h, 24}});
+                continue;
+            }
+            cases.push_back({cfg.name,
+                             false,
+                             m,
+                             {1, t, s, z.query_features, z.key_features, z.value_features,
+                              z.num_heads, z.key_dim, z.value_dim, z.output_features}});
         }
         for (bool staged : {false, true}) {
             if (cfg.is_generic()) {

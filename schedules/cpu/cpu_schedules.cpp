@@ -160,7 +160,7 @@ void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKn
 // gemm_rows_short tiles and single rows, in parallel once `short_work` (the
 // whole GEMM's) is. `tile(stage, rows_per_tile, parallel)` schedules one.
 template <typename Tile>
-void specialize_tiles(Func out, const Expr &rows, const Expr &work, const Expr &short_work,
+void specialize_tiles(Stage out, const Expr &rows, const Expr &work, const Expr &short_work,
                       const CpuKnobs &k, bool allow_parallel, const Tile &tile) {
     const int R = k.gemm_rows, Rs = k.gemm_rows_short;
     if (allow_parallel) tile(out.specialize(rows >= R && worth_parallel(work, k)), R, true);
@@ -305,8 +305,9 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
     // Decode (fewer rows than a tile): the one block holds every head and
     // runs before the output stage's parallel panels, so its heads run in
     // parallel once their attention is worth it.
-    ctx.specialize(queries < R &&
-                   worth_parallel(work_of({p.heads, a.keys, p.key_dim + p.value_dim, queries}), k))
+    ctx.specialize(
+           queries < R &&
+           worth_parallel(work_of({p.heads, a.keys_read, p.key_dim + p.value_dim, queries}), k))
         .parallel(cn);
     LoopLevel head(ctx, cn);
 
@@ -374,6 +375,11 @@ int cpu_default_key_block(const Target &) {
     // block's logits. Same run, generic, 2 threads: 64 keys long 0.54 -> 0.77
     // s, prefill_b1 6.2 -> 6.7 ms; 256 keys prefill_b1 7.7 ms, seq512 28.3 ->
     // 30.7 ms, long unchanged (0.53 s).
+    // With blocks fitted to short calls (trim_keys) a longer block no longer
+    // pads S = 128 or 197, but still measured mixed, so 128 stays and the
+    // tuner's long bucket takes 512. 2-core Xeon (AVX-512), generic, 1
+    // thread, 512 against 128 keys: long_4096 1.10x, T=S=512 1.05x, vit
+    // 1.03x, B=1 T=128 0.99x, decode S=2048 0.97x; causal T=S=512 0.94x.
     return 128;
 }
 
@@ -411,8 +417,8 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
         schedule_gemm(proj.out, proj, rows, work, total, k, true);
     };
     project_root(p.q_proj, queries, p.key_dim);
-    project_root(p.k_proj, a.keys, p.key_dim);
-    project_root(p.v_proj, a.keys, p.value_dim);
+    project_root(p.k_proj, a.keys_read, p.key_dim);
+    project_root(p.v_proj, a.keys_read, p.value_dim);
     // Head dims known only at run time (the generic kernel) make the flat
     // bias index (j % H, j / H) an integer division per element, which x86
     // does not vectorize: materialized once per call instead of in every GEMM
@@ -434,9 +440,10 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
         f.specialize(worth_parallel(projection_work, k)).parallel(blocks);
     };
     // Key blocks are whole vectors; Hv need not be.
-    stage_blocked(a.k_blocked, TailStrategy::Auto, work_of({a.keys, batch, p.k_proj.r.x.extent()}));
+    stage_blocked(a.k_blocked, TailStrategy::Auto,
+                  work_of({a.keys_read, batch, p.k_proj.r.x.extent()}));
     stage_blocked(a.v_blocked, TailStrategy::GuardWithIf,
-                  work_of({a.keys, batch, p.v_proj.r.x.extent()}));
+                  work_of({a.keys_read, batch, p.v_proj.r.x.extent()}));
 
     // The output projection a block of query rows at a time, blocks in
     // parallel; each block's attention (all heads) runs just before it and
@@ -452,7 +459,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
         max((queries + k.query_block / 2) / k.query_block, select(queries > k.query_block, 2, 1));
     blocks = select(blocks > 1, (blocks + 1) / 2 * 2, 1);
     Expr block_rows = min(((queries + blocks - 1) / blocks + R - 1) / R * R, queries);
-    Expr work = work_of({queries, batch, out_features, a.keys});
+    Expr work = work_of({queries, batch, out_features, a.keys_read});
     // Every specialization has the loops tqb (a block of rows, or the whole
     // sequence) and oo (one output panel), where the producers are computed.
     auto tile_out = [&](Stage st, int rows, const Expr &rows_per_block, bool parallel) {
@@ -467,11 +474,17 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     };
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).
-    specialize_tiles(out, queries, work,
-                     work_of({queries, batch, out_features, p.o_proj.r.x.extent()}), k, true,
-                     [&](Stage st, int rows, bool parallel) {
-                         tile_out(st, rows, rows == R ? block_rows : queries, parallel);
-                     });
+    auto tile_rows = [&](Stage st) {
+        specialize_tiles(st, queries, work,
+                         work_of({queries, batch, out_features, p.o_proj.r.x.extent()}), k, true,
+                         [&](Stage s, int rows, bool parallel) {
+                             tile_out(s, rows, rows == R ? block_rows : queries, parallel);
+                         });
+    };
+    // Calls with at least a key block of keys get a branch where every block
+    // is key_block long, so the attention core's loops keep constant extents.
+    if (!Internal::is_const_one(a.full_blocks)) tile_rows(Stage(out).specialize(a.full_blocks));
+    tile_rows(out);
 
     tile_accumulators(p.o_proj.acc, p.o_proj.r.x, LoopLevel(out, oo), k);
     // The flat context (c % Hv, c / Hv) of a generic kernel: once per block,
