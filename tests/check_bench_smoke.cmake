@@ -33,3 +33,9 @@ execute_process(COMMAND ${MHAC} bench --inputs ${WORK_DIR}/inputs --features 768
 if(NOT rc EQUAL 1 OR NOT err MATCHES "--features 768 disagrees")
   message(FATAL_ERROR "expected exit 1 for a disagreeing --features, got ${rc}: ${err}")
 endif()
+
+# A count that is not positive is a usage error (exit 2) that names the rule.
+execute_process(COMMAND ${MHAC} bench --warmup 0 RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+if(NOT rc EQUAL 2 OR NOT err MATCHES "--warmup: '0' is not a positive integer")
+  message(FATAL_ERROR "expected exit 2 for --warmup 0, got ${rc}: ${err}")
+endif()

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -98,6 +99,19 @@ void expect_rank(const Tensor &t, size_t rank, const std::string &name) {
     }
 }
 
+// CLI11's PositiveNumber answers 0 with "Value 0 not in range 0.000000 to
+// 1.797693e+308"; this names the rule instead.
+const CLI::Validator kPositive(
+    [](std::string &text) {
+        char *end = nullptr;
+        errno = 0;
+        const long long v = std::strtoll(text.c_str(), &end, 10);
+        if (end == text.c_str() || *end || errno || v < 1)
+            return "'" + text + "' is not a positive integer";
+        return std::string();
+    },
+    "POSITIVE");
+
 }  // namespace
 
 int bench_command(int argc, char **argv) {
@@ -107,23 +121,22 @@ int bench_command(int argc, char **argv) {
     uint64_t seed = 2026;
     std::string weights_dir, inputs_dir, output_path, device = "cpu", force_config;
     bool json = false;
-    auto *o_batch = app.add_option("--batch", batch, "B (default 1)")->check(CLI::PositiveNumber);
-    auto *o_queries = app.add_option("--queries", queries, "T, query length (default 128)")
-                          ->check(CLI::PositiveNumber);
-    auto *o_keys = app.add_option("--keys", keys, "S, key/value length (default: T)")
-                       ->check(CLI::PositiveNumber);
+    auto *o_batch = app.add_option("--batch", batch, "B (default 1)")->check(kPositive);
+    auto *o_queries =
+        app.add_option("--queries", queries, "T, query length (default 128)")->check(kPositive);
+    auto *o_keys =
+        app.add_option("--keys", keys, "S, key/value length (default: T)")->check(kPositive);
     auto *o_features = app.add_option("--features", features,
                                       "E: query/key/value and output features (default 768)")
-                           ->check(CLI::PositiveNumber);
-    auto *o_heads =
-        app.add_option("--heads", heads, "N, num_heads (default 12)")->check(CLI::PositiveNumber);
+                           ->check(kPositive);
+    auto *o_heads = app.add_option("--heads", heads, "N, num_heads (default 12)")->check(kPositive);
     auto *o_key_dim =
-        app.add_option("--key-dim", key_dim, "H, key_dim (default 64)")->check(CLI::PositiveNumber);
-    auto *o_value_dim = app.add_option("--value-dim", value_dim, "Hv, value_dim (default: H)")
-                            ->check(CLI::PositiveNumber);
-    app.add_option("--repeats", repeats, "timed calls (default 20)")->check(CLI::PositiveNumber);
+        app.add_option("--key-dim", key_dim, "H, key_dim (default 64)")->check(kPositive);
+    auto *o_value_dim =
+        app.add_option("--value-dim", value_dim, "Hv, value_dim (default: H)")->check(kPositive);
+    app.add_option("--repeats", repeats, "timed calls (default 20)")->check(kPositive);
     app.add_option("--warmup", warmup, "untimed calls before timing (default 3, at least 1)")
-        ->check(CLI::PositiveNumber);
+        ->check(kPositive);
     app.add_option("--seed", seed, "seed of the generated weights and inputs (default 2026)");
     app.add_option("--weights", weights_dir, "directory of Keras-layout .npy weights (see above)")
         ->check(CLI::ExistingDirectory);
