@@ -103,6 +103,20 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_panels", {1, 2}}};
 }
 
+// The range named `name` in `space`, or null.
+const KnobRange *find_range(const std::vector<KnobRange> &space, const std::string &name) {
+    for (const KnobRange &r : space)
+        if (r.name == name) return &r;
+    return nullptr;
+}
+
+// The knob names, comma separated (--knobs' help and errors).
+std::string knob_names() {
+    std::string all;
+    for (const KnobRange &r : fused_knob_space("")) all += (all.empty() ? "" : ", ") + r.name;
+    return all;
+}
+
 // The space restricted to `names` (comma separated; empty: every knob).
 // Throws on a name the space does not have.
 std::vector<KnobRange> searched_knobs(const std::string &target, const std::string &names) {
@@ -110,15 +124,9 @@ std::vector<KnobRange> searched_knobs(const std::string &target, const std::stri
     if (names.empty()) return space;
     std::vector<KnobRange> kept;
     for (const std::string &n : plan::split_list(names, ',')) {
-        auto it = std::find_if(space.begin(), space.end(),
-                               [&](const KnobRange &r) { return r.name == n; });
-        if (it == space.end()) {
-            std::string all;
-            for (const KnobRange &r : space) all += (all.empty() ? "" : ", ") + r.name;
-            throw Error("--knobs: unknown knob '" + n + "' (" + all + ")");
-        }
-        if (std::none_of(kept.begin(), kept.end(), [&](const KnobRange &r) { return r.name == n; }))
-            kept.push_back(*it);
+        const KnobRange *r = find_range(space, n);
+        if (!r) throw Error("--knobs: unknown knob '" + n + "' (" + knob_names() + ")");
+        if (!find_range(kept, n)) kept.push_back(*r);
     }
     return kept;
 }
@@ -900,10 +908,7 @@ private:
         return out;
     }
 
-    bool searched(const std::string &knob) const {
-        return std::any_of(space_.begin(), space_.end(),
-                           [&](const KnobRange &r) { return r.name == knob; });
-    }
+    bool searched(const std::string &knob) const { return find_range(space_, knob) != nullptr; }
 
     // ----------------------------------------------------------- candidates
     Candidate &candidate(const Knobs &k, const std::string &autoscheduler) {
@@ -946,9 +951,8 @@ private:
                 best = &c;
         }
         const Knobs center = best && best->speedup() > 1.0 ? best->knobs : Knobs{};
-        const std::vector<KnobRange> &space = space_;
         std::vector<Knobs> options;
-        for (const KnobRange &r : space) {
+        for (const KnobRange &r : space_) {
             for (int v : r.values) {
                 Knobs k = center;
                 k[r.name] = v;
@@ -959,7 +963,7 @@ private:
         for (int tries = 0; options.size() < static_cast<size_t>(o_.jobs) && tries < 200; tries++) {
             Knobs k = center;
             for (int n = 0; n < 2; n++) {
-                const KnobRange &r = space[rng_() % space.size()];
+                const KnobRange &r = space_[rng_() % space_.size()];
                 k[r.name] = r.values[rng_() % r.values.size()];
             }
             if (valid(k) && !by_id_.count(knobs_text(k))) options.push_back(k);
@@ -1482,9 +1486,8 @@ int tune_command(int argc, char **argv) {
                    "autoscheduled twins to measure, comma separated, or none")
         ->capture_default_str();
     app.add_option("--knobs", o.knobs,
-                   "the knobs to search, comma separated (key_block, query_block, gemm_rows, "
-                   "gemm_rows_short, gemm_k_block, gemm_k_unroll, gemm_panels); the others keep "
-                   "the hand defaults; default: all");
+                   "the knobs to search, comma separated (" + knob_names() +
+                       "); the others keep the hand defaults; default: all");
     app.add_option("--seconds-per-shape", o.seconds_per_shape,
                    "timing per shape and candidate (each kernel gets half)")
         ->capture_default_str();
