@@ -64,31 +64,32 @@ def main():
         e, n, h = (int(x) for x in a.layer.split(","))
         shape += [e, e, e, n, h, h, e]
     target = (a.target or host_target()) + "-profile"
-    work = tempfile.mkdtemp(prefix="mhac-profile-")
-    params = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in row.items()]
-    subprocess.run([os.path.join(a.build, "generators/mhac_generators"), "-g", "mhac_fused",
-                    "-f", "mhac_tune_kernel", "-e", "object", "-o", work, f"target={target}",
-                    f"mask_kind={a.mask}", *params, *a.knob], check=True)
-    so = os.path.join(work, "kernel.so")
-    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-o", so,
-                    os.path.join(work, "mhac_tune_kernel.o")], check=True)
-    request = {"config": {"name": a.config} | row, "mask": a.mask, "function": "mhac_tune_kernel",
-               "default_so": so, "candidate_so": so, "check_shapes": [[1, 7, 9]],
-               "time_shapes": [shape], "threads": [a.threads], "seconds_per_shape": a.seconds,
-               "reference_dir": os.path.join(work, "reference"), "reference_key": "profile"}
-    req, res = os.path.join(work, "request.json"), os.path.join(work, "result.json")
-    json.dump(request, open(req, "w"))
-    env = dict(os.environ, HL_NUM_THREADS=str(a.threads))
-    cpus = ",".join(str(c) for c in range(a.threads))
-    print(f"# {a.config} {a.mask} B,T,S={a.shape} layer={a.layer or 'the row'} "
-          f"threads={a.threads} target={target} knobs={' '.join(a.knob) or 'hand defaults'}")
-    rc = subprocess.run(["taskset", "-c", cpus, os.path.join(a.build, "tools/mhac"), "tune-worker",
-                         req, res], env=env).returncode
-    result = json.load(open(res)) if os.path.exists(res) else {}
-    if rc != 0 or not result.get("ok"):
-        sys.exit(f"profile_stages: the worker failed (exit {rc}): {json.dumps(result)}")
-    for t in result["timings"]:
-        print(f"# {t['default_ms']:.3f} ms a call (profiled), {t['reps']} calls")
+    # The object, the shared object and the worker's files, removed afterwards.
+    with tempfile.TemporaryDirectory(prefix="mhac-profile-") as work:
+        params = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in row.items()]
+        subprocess.run([os.path.join(a.build, "generators/mhac_generators"), "-g", "mhac_fused",
+                        "-f", "mhac_tune_kernel", "-e", "object", "-o", work, f"target={target}",
+                        f"mask_kind={a.mask}", *params, *a.knob], check=True)
+        so = os.path.join(work, "kernel.so")
+        subprocess.run([os.environ.get("CC", "cc"), "-shared", "-o", so,
+                        os.path.join(work, "mhac_tune_kernel.o")], check=True)
+        request = {"config": {"name": a.config} | row, "mask": a.mask, "function": "mhac_tune_kernel",
+                   "default_so": so, "candidate_so": so, "check_shapes": [[1, 7, 9]],
+                   "time_shapes": [shape], "threads": [a.threads], "seconds_per_shape": a.seconds,
+                   "reference_dir": os.path.join(work, "reference"), "reference_key": "profile"}
+        req, res = os.path.join(work, "request.json"), os.path.join(work, "result.json")
+        json.dump(request, open(req, "w"))
+        env = dict(os.environ, HL_NUM_THREADS=str(a.threads))
+        cpus = ",".join(str(c) for c in range(a.threads))
+        print(f"# {a.config} {a.mask} B,T,S={a.shape} layer={a.layer or 'the row'} "
+              f"threads={a.threads} target={target} knobs={' '.join(a.knob) or 'hand defaults'}")
+        rc = subprocess.run(["taskset", "-c", cpus, os.path.join(a.build, "tools/mhac"), "tune-worker",
+                             req, res], env=env).returncode
+        result = json.load(open(res)) if os.path.exists(res) else {}
+        if rc != 0 or not result.get("ok"):
+            sys.exit(f"profile_stages: the worker failed (exit {rc}): {json.dumps(result)}")
+        for t in result["timings"]:
+            print(f"# {t['default_ms']:.3f} ms a call (profiled), {t['reps']} calls")
 
 
 if __name__ == "__main__":
