@@ -195,7 +195,7 @@ void register_set(const KernelSet &kernels) {
                         run_mha(st, *fixture, shape, kernels, config, path);
                     })
                     ->Unit(benchmark::kMicrosecond)
-                    // Halide's thread pool runs the kernels: the calling
+                    // The runtime's thread pool runs the kernels: the calling
                     // thread's CPU time would undercount.
                     ->UseRealTime();
             }

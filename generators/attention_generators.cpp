@@ -29,6 +29,20 @@ void pin_all_mins(Buf &buf, int dims) {
     for (int d = 0; d < dims; d++) buf.dim(d).set_min(0);
 }
 
+// Declares a buffer dense (each dim's stride the product of the extents
+// inside it), as every tensor the runtime passes is. A GEMM register tile
+// then reads its rows at constant offsets from one pointer: with run-time
+// strides LLVM kept a pointer per row and, at 12 rows, spilled 4-7 of them,
+// reloading each on every reduction step.
+template <typename Buf>
+void pin_dense(Buf &buf, int dims) {
+    Expr stride = 1;
+    for (int d = 0; d < dims; d++) {
+        buf.dim(d).set_stride(stride);
+        stride = stride * buf.dim(d).extent();
+    }
+}
+
 // The row's knobs with the `tuned` GeneratorParam's settings for `target`
 // (in a multi-target build, each ladder level in turn) applied over them.
 sched::KnobOverrides knobs_for_this_target(const std::string &tuned, const Target &target,
@@ -55,6 +69,7 @@ public:
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     GeneratorParam<int> gemm_panels{"gemm_panels", 0};
+    GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
     GeneratorParam<std::string> tuned{"tuned", ""};  // per-target knobs (schedules/tuned_param.h)
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
@@ -74,6 +89,9 @@ public:
         pin_all_mins(input, 2);
         pin_all_mins(output, 2);
         pin_all_mins(weights, 3);
+        pin_dense(input, 2);
+        pin_dense(output, 2);
+        pin_dense(weights, 3);
         pin_all_mins(bias, 1);
         weights.dim(0).set_extent(kPanelWidth);
         weights.dim(1).set_extent(e_extent);
@@ -97,6 +115,7 @@ public:
         row.gemm_k_block = gemm_k_block;
         row.gemm_k_unroll = gemm_k_unroll;
         row.gemm_panels = gemm_panels;
+        row.gemm_row_block = gemm_row_block;
         p.knobs = knobs_for_this_target(tuned, get_target(), row);
         sched::schedule_projection(p, get_target());
     }
@@ -248,6 +267,7 @@ public:
     GeneratorParam<int> gemm_k_block{"gemm_k_block", -1};
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     GeneratorParam<int> gemm_panels{"gemm_panels", 0};
+    GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -297,9 +317,10 @@ public:
         p_.v = split_heads(p_.v_proj.out, hv_dim);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.knobs = knobs_for_this_target(tuned, get_target(),
-                                         {key_block, query_block, gemm_rows, gemm_rows_short,
-                                          gemm_k_block, gemm_k_unroll, gemm_panels});
+        p_.knobs =
+            knobs_for_this_target(tuned, get_target(),
+                                  {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block,
+                                   gemm_k_unroll, gemm_panels, gemm_row_block});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
                                   query.dim(1).extent(), blocking.key_block, blocking.vector_tile,
@@ -334,7 +355,12 @@ public:
         for (auto *w : {&query_kernel, &key_kernel, &value_kernel, &output_kernel}) {
             pin_all_mins(*w, 3);
             w->dim(0).set_extent(kPanelWidth);
+            pin_dense(*w, 3);
         }
+        pin_dense(query, 3);
+        pin_dense(key, 3);
+        pin_dense(value, 3);
+        pin_dense(output, 3);
         pin_all_mins(query_bias, 2);
         pin_all_mins(key_bias, 2);
         pin_all_mins(value_bias, 2);

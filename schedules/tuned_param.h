@@ -26,6 +26,7 @@ struct KnobOverrides {
     int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
     int gemm_k_unroll = 0;    // reduction steps unrolled in the GEMM register tile
     int gemm_panels = 0;      // weight panels (kPanelWidth columns) per GEMM register tile
+    int gemm_row_block = 0;   // input rows per pass over the weights (long row counts)
 };
 
 struct KnobName {
@@ -38,7 +39,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_rows_short", &KnobOverrides::gemm_rows_short},
                                           {"gemm_k_block", &KnobOverrides::gemm_k_block},
                                           {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll},
-                                          {"gemm_panels", &KnobOverrides::gemm_panels}};
+                                          {"gemm_panels", &KnobOverrides::gemm_panels},
+                                          {"gemm_row_block", &KnobOverrides::gemm_row_block}};
 
 }  // namespace mhac::sched
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "isa.h"
+#include "thread_pool.h"
 
 namespace mhac::detail {
 
@@ -152,6 +153,7 @@ void install_halide_hooks() {
         halide_set_error_handler(record_error);
         halide_set_custom_malloc(pool_malloc);
         halide_set_custom_free(pool_free);
+        halide_set_custom_do_par_for(pool_do_par_for);
         // Device buffers freed after each call go back to a cache, not the driver.
         halide_reuse_device_allocations(nullptr, true);
         install_isa_override();

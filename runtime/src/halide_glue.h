@@ -17,8 +17,9 @@ namespace mhac::detail {
 
 // Installs (once per process) Halide hooks that the runtime relies on:
 // an error handler that records the message instead of calling abort(),
-// and a malloc/free pair that recycles freed blocks, so a kernel's internal
-// scratch is not a fresh page-faulting allocation on every call.
+// a malloc/free pair that recycles freed blocks, so a kernel's internal
+// scratch is not a fresh page-faulting allocation on every call, and the
+// thread pool of thread_pool.h.
 void install_halide_hooks();
 
 // That malloc/free pair (halide_malloc_t / halide_free_t), for a Halide

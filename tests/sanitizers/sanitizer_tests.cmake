@@ -1,21 +1,22 @@
 # The tests of a sanitizer build (MHAC_SANITIZE, docs/sanitizers.md): the
 # subset that CI can afford, on the host build's kernels.
-#   address (ASan + UBSan): bad input, Keras semantics, the thread contract and
-#     a slice of the kernel sweep; the Keras file I/O tests and `mhac run` on
-#     the hostile corpus (tests/io)
-#   thread (TSan): the thread contract
+#   address (ASan + UBSan): bad input, Keras semantics, the thread contract,
+#     the thread pool and a slice of the kernel sweep; the Keras file I/O
+#     tests and `mhac run` on the hostile corpus (tests/io)
+#   thread (TSan): the thread contract and the thread pool
 # Both: the canary, which checks that a report really fails a test.
 if(MHAC_SANITIZE STREQUAL "address")
   set(_label asan)
   add_executable(mhac_sanitized_tests bad_input_test.cpp keras_semantics_test.cpp
-                                      kernel_sweep_test.cpp thread_safety_test.cpp)
+                                      kernel_sweep_test.cpp thread_pool_test.cpp
+                                      thread_safety_test.cpp)
   target_compile_definitions(mhac_sanitized_tests PRIVATE MHAC_SANITIZE_ADDRESS=1)
   set(_env "")
 else()
   set(_label tsan)
-  add_executable(mhac_sanitized_tests thread_safety_test.cpp)
+  add_executable(mhac_sanitized_tests thread_pool_test.cpp thread_safety_test.cpp)
   target_compile_definitions(mhac_sanitized_tests PRIVATE MHAC_SANITIZE_THREAD=1)
-  # Halide's thread pool on, at the same size on every machine.
+  # The runtime's thread pool on, at the same size on every machine.
   set(_env ENVIRONMENT HL_NUM_THREADS=4)
 endif()
 target_sources(mhac_sanitized_tests PRIVATE sanitizers/sanitizer_canary_test.cpp)

@@ -3,7 +3,7 @@
 // weights and inputs another program saved as .npy (bench/peers/ times
 // PyTorch, ONNX Runtime and Keras/JAX on the same files). The time is taken
 // with steady_clock around call_into() after warm-up calls, so no allocation
-// or packing is timed. Threads: Halide's pool, HL_NUM_THREADS.
+// or packing is timed. Threads: the runtime's pool, HL_NUM_THREADS.
 #include "bench_command.h"
 
 #include <sched.h>
@@ -36,8 +36,8 @@ const char *kDescription =
     "untimed calls, then --repeats calls each timed with steady_clock around call_into()\n"
     "(allocation-free once warm). Prints the median, min, max, spread = (max - min) / median,\n"
     "GFLOP/s (multiply-adds as 2: four projections, QK^T, PV), the chosen variant and the ISA\n"
-    "level; --json prints the same as one JSON line instead. Threads: HL_NUM_THREADS (Halide's\n"
-    "pool; unset = one per core the process may run on).\n"
+    "level; --json prints the same as one JSON line instead. Threads: HL_NUM_THREADS (the\n"
+    "kernels' pool; unset = one per core the process may run on).\n"
     "\n"
     "--weights DIR reads Keras-layout float32 .npy files: query_kernel [E,N,H], query_bias\n"
     "[N,H], key_kernel [E,N,H], key_bias [N,H], value_kernel [E,N,Hv], value_bias [N,Hv],\n"

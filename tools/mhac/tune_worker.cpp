@@ -21,6 +21,7 @@
 #include "mhac/kernel_set.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
+#include "thread_pool.h"
 #include "tolerance.h"
 #include "tune_command.h"
 
@@ -69,6 +70,11 @@ public:
         if (!set_malloc || !set_free) throw Error(so + " has no halide_set_custom_malloc/free");
         set_malloc(detail::pool_malloc);
         set_free(detail::pool_free);
+        // And its parallel loops on the runtime's thread pool.
+        auto set_par_for = reinterpret_cast<decltype(&halide_set_custom_do_par_for)>(
+            dlsym(handle_, "halide_set_custom_do_par_for"));
+        if (!set_par_for) throw Error(so + " has no halide_set_custom_do_par_for");
+        set_par_for(detail::pool_do_par_for);
         function_ = function;
         config_.fused[static_cast<int>(mask)] = {function_.c_str(), fn};
     }

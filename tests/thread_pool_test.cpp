@@ -1,0 +1,125 @@
+// The runtime's thread pool (runtime/src/thread_pool.h), through the hook
+// Halide's parallel loops call: every task runs exactly once, a task's
+// error comes back, loops nested in a task and loops started by several
+// caller threads at once all complete, and the workers do take tasks. The
+// TSan build runs this file (docs/sanitizers.md).
+#include "thread_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+namespace mhac::testing {
+namespace {
+
+using detail::pool_do_par_for;
+
+// Counts how often each task index ran.
+struct Counts {
+    int min = 0;
+    std::vector<std::atomic<int>> runs;
+    Counts(int min_index, int size) : min(min_index), runs(size) {}
+    static int task(void *, int i, uint8_t *closure) {
+        auto *c = reinterpret_cast<Counts *>(closure);
+        c->runs[i - c->min].fetch_add(1, std::memory_order_relaxed);
+        return 0;
+    }
+    bool each_once() const {
+        for (const auto &r : runs)
+            if (r.load() != 1) return false;
+        return true;
+    }
+};
+
+int run(Counts &c) {
+    return pool_do_par_for(nullptr, Counts::task, c.min, static_cast<int>(c.runs.size()),
+                           reinterpret_cast<uint8_t *>(&c));
+}
+
+TEST(ThreadPool, EveryTaskRunsOnce) {
+    for (int size : {0, 1, 2, 3, 17, 1000}) {
+        Counts c(5, size);
+        EXPECT_EQ(run(c), 0);
+        EXPECT_TRUE(c.each_once()) << "size " << size;
+    }
+}
+
+TEST(ThreadPool, ManyShortLoopsBackToBack) {
+    // Loops end and start faster than a worker wakes: a late worker must
+    // neither run a finished loop's task again nor miss the next loop's.
+    for (int loop = 0; loop < 20000; loop++) {
+        Counts c(loop, 2 + loop % 5);
+        ASSERT_EQ(run(c), 0);
+        ASSERT_TRUE(c.each_once()) << "loop " << loop;
+    }
+}
+
+TEST(ThreadPool, ReturnsATaskError) {
+    auto failing = [](void *, int i, uint8_t *) { return i == 37 ? -7 : 0; };
+    EXPECT_EQ(pool_do_par_for(nullptr, failing, 0, 100, nullptr), -7);
+    // The pool is usable afterwards.
+    Counts c(0, 64);
+    EXPECT_EQ(run(c), 0);
+    EXPECT_TRUE(c.each_once());
+}
+
+TEST(ThreadPool, NestedLoopsComplete) {
+    struct Outer {
+        std::vector<Counts> inner;
+        std::atomic<int> failures{0};
+    } outer;
+    outer.inner.reserve(8);
+    for (int i = 0; i < 8; i++) outer.inner.emplace_back(0, 50);
+    auto task = [](void *, int i, uint8_t *closure) {
+        auto *o = reinterpret_cast<Outer *>(closure);
+        if (run(o->inner[i]) != 0) o->failures++;
+        return 0;
+    };
+    EXPECT_EQ(pool_do_par_for(nullptr, task, 0, 8, reinterpret_cast<uint8_t *>(&outer)), 0);
+    EXPECT_EQ(outer.failures.load(), 0);
+    for (const Counts &c : outer.inner) EXPECT_TRUE(c.each_once());
+}
+
+TEST(ThreadPool, ConcurrentCallers) {
+    std::atomic<int> bad{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 4; t++) {
+        callers.emplace_back([t, &bad] {
+            for (int loop = 0; loop < 500; loop++) {
+                Counts c(t * 1000, 1 + (loop * 7 + t) % 40);
+                if (run(c) != 0 || !c.each_once()) bad++;
+            }
+        });
+    }
+    for (auto &c : callers) c.join();
+    EXPECT_EQ(bad.load(), 0);
+}
+
+TEST(ThreadPool, WorkersTakeTasks) {
+    if (detail::pool_threads() < 2)
+        GTEST_SKIP() << "one thread (HL_NUM_THREADS or the CPUs allowed)";
+    // Tasks long enough that a sleeping worker wakes before they run out.
+    struct Seen {
+        std::mutex mutex;
+        std::set<std::thread::id> threads;
+    } seen;
+    auto task = [](void *, int, uint8_t *closure) {
+        auto *s = reinterpret_cast<Seen *>(closure);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        std::lock_guard<std::mutex> lock(s->mutex);
+        s->threads.insert(std::this_thread::get_id());
+        return 0;
+    };
+    for (int attempt = 0; attempt < 5 && seen.threads.size() < 2; attempt++) {
+        ASSERT_EQ(pool_do_par_for(nullptr, task, 0, 200, reinterpret_cast<uint8_t *>(&seen)), 0);
+    }
+    EXPECT_GE(seen.threads.size(), 2u);
+}
+
+}  // namespace
+}  // namespace mhac::testing
