@@ -475,10 +475,11 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     stage_blocked(a.k_blocked, TailStrategy::Auto, p.key_dim);
     stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim);
 
-    // The output projection a block of query rows at a time, blocks in
-    // parallel; each block's attention (all heads) runs just before it and
-    // stays in cache. Blocks are near-equal, so T = 197 wastes no half block.
-    Var tq("tq"), tqi("tqi"), tqb("tqb"), oo("oo"), oi("oi"), mo("mo"), mi("mi");
+    // The output projection a block of query rows at a time, blocks (and
+    // batch) in parallel; each block's attention (all heads) runs just before
+    // it and stays in cache. Blocks are near-equal, so T = 197 wastes no half
+    // block.
+    Var tq("tq"), tqi("tqi"), oo("oo"), oi("oi"), mo("mo"), mi("mi"), mt("mt");
     // queries / query_block blocks rounded to the nearest even count (2 once
     // T > query_block): with B = 1 an odd count left one of two threads idle
     // (vit, T = 197: three blocks of 66), and rounding up to four blocks of 54
@@ -488,42 +489,57 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     Expr blocks =
         max((queries + k.query_block / 2) / k.query_block, select(queries > k.query_block, 2, 1));
     blocks = select(blocks > 1, (blocks + 1) / 2 * 2, 1);
-    Expr block_rows = min(((queries + blocks - 1) / blocks + R - 1) / R * R, queries);
+    // Blocks of whole row tiles: the tiles are cut first (only the last one
+    // shifted inwards), then dealt out to the blocks, the last block taking
+    // fewer. Blocks of rows rounded up to whole tiles and shifted inwards
+    // computed T = 128 as two blocks of 70 rows (10-row tiles), 9% more
+    // attention and output projection than the 130 rows of 13 tiles. Each
+    // block's tiles then pass one output panel at a time (the panel stays in
+    // L2, as in the projections), not every panel per tile. The batch is a
+    // parallel loop of its own around the blocks' (fused, the tile split's
+    // guard put the batch at -1 for B = 2): nested, it runs on one thread
+    // when the outer loop has the pool. 2-core Xeon (AVX-512), bert_base row
+    // with its tuned knobs, interleaved in one process, 1 / 2 threads: B=1
+    // T=128 1.04 / 1.06, B=8 1.01 / 1.05, T=S=512 1.02 / 1.01, vit 1.02 /
+    // 1.04, decode S=128 1.00 / 1.01 (the panel order alone: 1.00-1.02).
+    Expr tiles_per_block = ((queries + R - 1) / R + blocks - 1) / blocks;
     Expr work = work_of({queries, batch, out_features, a.keys_read});
-    // Every specialization has the loops tqb (a block of rows, or the whole
-    // sequence) and oo (one output panel), where the producers are computed.
-    auto tile_out = [&](Stage st, int rows, const Expr &rows_per_block, bool parallel) {
-        st.split(o, oo, oi, gemm_tile_width(k), TailStrategy::GuardWithIf)
-            .split(t, tq, tqi, rows_per_block, TailStrategy::ShiftInwards)
-            .split(tqi, mo, mi, rows, rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto)
-            .reorder(oi, mi, oo, mo, tq, b)
-            .fuse(tq, b, tqb)
-            .vectorize(oi, k.vector)
-            .unroll(mi);
-        if (parallel) st.parallel(rows >= R ? tqb : oo);
+    // Every specialization has the loops tq (a block of rows, or the whole
+    // sequence) and mo (one row tile), where the producers are computed.
+    auto tile_out = [&](Stage st, int rows, bool parallel) {
+        st.split(o, oo, oi, gemm_tile_width(k), TailStrategy::GuardWithIf);
+        if (rows == R) {
+            st.split(t, mt, mi, R, TailStrategy::ShiftInwards)
+                .split(mt, tq, mo, tiles_per_block, TailStrategy::GuardWithIf);
+        } else {
+            st.split(t, tq, tqi, queries, TailStrategy::ShiftInwards)
+                .split(tqi, mo, mi, rows,
+                       rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto);
+        }
+        st.reorder(oi, mi, mo, oo, tq, b).vectorize(oi, k.vector).unroll(mi);
+        if (parallel && rows >= R) st.parallel(b).parallel(tq);
+        if (parallel && rows < R) st.parallel(oo);
     };
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).
     auto tile_rows = [&](Stage st) {
         specialize_tiles(st, queries, work,
                          work_of({queries, batch, out_features, p.o_proj.r.x.extent()}), k, true,
-                         [&](Stage s, int rows, bool parallel) {
-                             tile_out(s, rows, rows == R ? block_rows : queries, parallel);
-                         });
+                         [&](Stage s, int rows, bool parallel) { tile_out(s, rows, parallel); });
     };
     // Calls with at least a key block of keys get a branch where every block
     // is key_block long, so the attention core's loops keep constant extents.
     if (!Internal::is_const_one(a.full_blocks)) tile_rows(Stage(out).specialize(a.full_blocks));
     tile_rows(out);
 
-    tile_accumulators(p.o_proj.acc, p.o_proj.r.x, LoopLevel(out, oo), k);
+    tile_accumulators(p.o_proj.acc, p.o_proj.r.x, LoopLevel(out, mo), k);
     // The flat context (c % Hv, c / Hv) of a generic kernel: once per block,
     // not in the output projection's reduction.
     if (p.static_value_dim == 0) {
-        p.context_flat.compute_at(out, tqb).vectorize(arg(p.context_flat, 0), k.vector,
-                                                      TailStrategy::GuardWithIf);
+        p.context_flat.compute_at(out, tq).vectorize(arg(p.context_flat, 0), k.vector,
+                                                     TailStrategy::GuardWithIf);
     }
-    schedule_attention_block(p, k, LoopLevel(out, tqb), queries);
+    schedule_attention_block(p, k, LoopLevel(out, tq), queries);
 }
 
 }  // namespace mhac::sched
