@@ -138,8 +138,6 @@ BlockPool &pool() {
     return *p;
 }
 
-}  // namespace
-
 void *pool_malloc(void * /*user_context*/, size_t size) {
     return pool().take(size);
 }
@@ -147,13 +145,20 @@ void pool_free(void * /*user_context*/, void *p) {
     pool().give(p);
 }
 
+}  // namespace
+
+void install_kernel_hooks(const KernelHookSetters &setters) {
+    setters.set_malloc(pool_malloc);
+    setters.set_free(pool_free);
+    setters.set_do_par_for(pool_do_par_for);
+}
+
 void install_halide_hooks() {
     static std::once_flag once;
     std::call_once(once, [] {
         halide_set_error_handler(record_error);
-        halide_set_custom_malloc(pool_malloc);
-        halide_set_custom_free(pool_free);
-        halide_set_custom_do_par_for(pool_do_par_for);
+        install_kernel_hooks(
+            {halide_set_custom_malloc, halide_set_custom_free, halide_set_custom_do_par_for});
         // Device buffers freed after each call go back to a cache, not the driver.
         halide_reuse_device_allocations(nullptr, true);
         install_isa_override();

@@ -22,11 +22,18 @@ namespace mhac::detail {
 // thread pool of thread_pool.h.
 void install_halide_hooks();
 
-// That malloc/free pair (halide_malloc_t / halide_free_t), for a Halide
-// runtime loaded apart from the linked kernels' (mhac tune-worker's
-// candidates), so that it allocates as they do.
-void *pool_malloc(void *user_context, size_t size);
-void pool_free(void *user_context, void *p);
+// The setters of one Halide runtime's allocation and parallel-loop hooks:
+// the linked kernels' runtime, or one loaded apart (mhac tune-worker's
+// candidates, through dlsym).
+struct KernelHookSetters {
+    decltype(&halide_set_custom_malloc) set_malloc;
+    decltype(&halide_set_custom_free) set_free;
+    decltype(&halide_set_custom_do_par_for) set_do_par_for;
+};
+// Points that runtime's scratch at the recycling malloc/free pair and its
+// parallel loops at the thread pool, so every kernel, linked or loaded,
+// runs as the build's do. install_halide_hooks() calls it for the linked one.
+void install_kernel_hooks(const KernelHookSetters &setters);
 
 [[noreturn]] void throw_too_large(int64_t extent, int64_t stride);
 

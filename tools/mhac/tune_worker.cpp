@@ -16,12 +16,11 @@
 #include <string>
 #include <vector>
 
-#include "halide_glue.h"  // the runtime's block pool
+#include "halide_glue.h"  // the runtime's kernel hooks
 #include "mha_reference.h"
 #include "mhac/kernel_set.h"
 #include "mhac/mha.h"
 #include "random_layer.h"
-#include "thread_pool.h"
 #include "tolerance.h"
 #include "tune_command.h"
 
@@ -59,22 +58,20 @@ public:
                 dlsym(handle_, "halide_set_error_handler"))) {
             set_handler(record_error);
         }
-        // Its scratch from the runtime's block pool, as the linked kernels'
-        // is: with the object's default malloc every call of a large shape
-        // page-faulted its buffers afresh (long_4096: 40 MB a call), a cost
-        // the build's kernels do not pay.
-        auto set_malloc = reinterpret_cast<decltype(&halide_set_custom_malloc)>(
-            dlsym(handle_, "halide_set_custom_malloc"));
-        auto set_free = reinterpret_cast<decltype(&halide_set_custom_free)>(
-            dlsym(handle_, "halide_set_custom_free"));
-        if (!set_malloc || !set_free) throw Error(so + " has no halide_set_custom_malloc/free");
-        set_malloc(detail::pool_malloc);
-        set_free(detail::pool_free);
-        // And its parallel loops on the runtime's thread pool.
-        auto set_par_for = reinterpret_cast<decltype(&halide_set_custom_do_par_for)>(
-            dlsym(handle_, "halide_set_custom_do_par_for"));
-        if (!set_par_for) throw Error(so + " has no halide_set_custom_do_par_for");
-        set_par_for(detail::pool_do_par_for);
+        // Its scratch and parallel loops on the runtime's pools, as the
+        // linked kernels' are: with the object's default malloc every call of
+        // a large shape page-faulted its buffers afresh (long_4096: 40 MB a
+        // call), a cost the build's kernels do not pay.
+        const detail::KernelHookSetters setters{
+            reinterpret_cast<decltype(&halide_set_custom_malloc)>(
+                dlsym(handle_, "halide_set_custom_malloc")),
+            reinterpret_cast<decltype(&halide_set_custom_free)>(
+                dlsym(handle_, "halide_set_custom_free")),
+            reinterpret_cast<decltype(&halide_set_custom_do_par_for)>(
+                dlsym(handle_, "halide_set_custom_do_par_for"))};
+        if (!setters.set_malloc || !setters.set_free || !setters.set_do_par_for)
+            throw Error(so + " has no halide_set_custom_malloc/free/do_par_for");
+        detail::install_kernel_hooks(setters);
         function_ = function;
         config_.fused[static_cast<int>(mask)] = {function_.c_str(), fn};
     }
