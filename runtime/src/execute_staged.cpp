@@ -9,7 +9,7 @@ namespace {
 
 // EinsumDense over `rows` rows: dst [rows, J] = in [rows, E] . W + b.
 void project(const KernelRunner &run, ResidentBuffers &wb, const NamedKernel<ProjectionFn> &kernel,
-             const float *in, int64_t rows, const PackedKernel &w, const std::vector<float> &bias,
+             const float *in, int64_t rows, const PackedKernel &w, const KernelFloats &bias,
              float *dst) {
     auto in_b = dense<float, 2>(in, {rows, w.in_features});
     auto out_b = dense<float, 2>(dst, {rows, w.out_features});

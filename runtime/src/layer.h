@@ -19,22 +19,22 @@ struct LayerWeights {
     int64_t query_features = 0, key_features = 0, value_features = 0, output_features = 0;
     Shape output_tail;  // output_shape, resolved
     PackedKernel query, key, value, output, gate;
-    std::vector<float> query_bias, key_bias, value_bias, output_bias, gate_bias;
+    KernelFloats query_bias, key_bias, value_bias, output_bias, gate_bias;
 };
 
 // Per-call buffers, grown to the largest call seen and then reused, so a
 // warm call allocates nothing.
 struct Scratch {
-    std::vector<float> q, k, v, logits, probs, dropped, context, gate;
-    std::vector<float> query_rows, key_rows, value_rows, output_rows;  // gathered N-D inputs
+    KernelFloats q, k, v, logits, probs, dropped, context, gate;
+    KernelFloats query_rows, key_rows, value_rows, output_rows;  // gathered N-D inputs
     std::vector<uint8_t> mask;
     AxesPlan axes;  // the current call's axes plan
     Shape scores;   // the current call's scores shape
 };
 
 // `v` grown (never shrunk) to hold n elements: scratch reuse.
-template <typename T>
-T *grow(std::vector<T> &v, int64_t n) {
+template <typename Vector>
+auto *grow(Vector &v, int64_t n) {
     if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
     return v.data();
 }

@@ -22,9 +22,9 @@ using detail::fail;
 using detail::require_shape;
 using detail::require_tensor;
 
-std::vector<float> bias_or_zeros(const TensorView &bias, bool use_bias, int64_t n) {
-    if (!use_bias) return std::vector<float>(static_cast<size_t>(n), 0.0f);
-    return std::vector<float>(bias.data, bias.data + n);
+detail::KernelFloats bias_or_zeros(const TensorView &bias, bool use_bias, int64_t n) {
+    if (!use_bias) return detail::KernelFloats(static_cast<size_t>(n), 0.0f);
+    return detail::KernelFloats(bias.data, bias.data + n);
 }
 
 uint64_t fresh_seed() {

@@ -6,12 +6,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "aligned_vector.h"
 #include "mhac/kernel_abi.h"
 
 namespace mhac::detail {
 
 struct PackedKernel {
-    std::vector<float> data;  // (ji, e, jo): panels of kPanelWidth output columns
+    KernelFloats data;  // (ji, e, jo): panels of kPanelWidth output columns
     int64_t in_features = 0;
     int64_t out_features = 0;
     int64_t panels = 0;  // packed_panels(out_features)

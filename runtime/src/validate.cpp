@@ -27,7 +27,7 @@ void check_key_like_value(const TensorView &key, const TensorView &value) {
 // Rows of an input in [batch axes..., attention axes..., features] order:
 // the caller's data, or a gathered copy when the attention axes interleave.
 const float *rows_of(const TensorView &t, const AxesPlan &axes, int64_t rows,
-                     std::vector<float> &storage) {
+                     KernelFloats &storage) {
     if (!axes.needs_transpose) return t.data;
     float *dst = grow(storage, rows * t.shape.back());
     gather_rows(t.data, t.shape, axes, dst);
