@@ -309,22 +309,29 @@ public:
         p_.q_bias = bq;
         p_.k_bias = bk;
         p_.v_bias = bv;
-        p_.q_proj = project(query, eq, query_kernel, bq, use_bias, 2, "query_proj");
-        p_.k_proj = project(key, ek, key_kernel, bk, use_bias, 2, "key_proj");
-        p_.v_proj = project(value, ev, value_kernel, bv, use_bias, 2, "value_proj");
-        p_.q = split_heads(p_.q_proj.out, h_dim);
-        p_.k = split_heads(p_.k_proj.out, h_dim);
-        p_.v = split_heads(p_.v_proj.out, hv_dim);
-        p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
-                                       mask.dim(3).extent());
         p_.knobs =
             knobs_for_this_target(tuned, get_target(),
                                   {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block,
                                    gemm_k_unroll, gemm_panels, gemm_row_block});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
-        p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale,
-                                  query.dim(1).extent(), blocking.key_block, blocking.vector_tile,
-                                  blocking.trim_keys);
+        // Q, K and V projected over the batch's rows at once (flat rows, T or
+        // the keys read per sequence).
+        Expr queries = query.dim(1).extent();
+        Expr keys_read = fused_keys_read(kind, keys, queries, blocking.trim_keys);
+        p_.q_proj = project(flatten_rows(query, queries, "query_rows"), eq, query_kernel, bq,
+                            use_bias, 1, "query_proj");
+        p_.k_proj = project(flatten_rows(key, keys_read, "key_rows"), ek, key_kernel, bk, use_bias,
+                            1, "key_proj");
+        p_.v_proj = project(flatten_rows(value, keys_read, "value_rows"), ev, value_kernel, bv,
+                            use_bias, 1, "value_proj");
+        p_.q = split_heads(p_.q_proj.out, h_dim, queries);
+        p_.k = split_heads(p_.k_proj.out, h_dim, keys_read);
+        p_.v = split_heads(p_.v_proj.out, hv_dim, keys_read);
+        p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
+                                       mask.dim(3).extent());
+        p_.attn =
+            flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale, queries,
+                            blocking.key_block, blocking.vector_tile, blocking.trim_keys);
         p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
                             2, "output_proj");

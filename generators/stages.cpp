@@ -124,6 +124,10 @@ Combine combine(const Func &probs, const Func &v, const Expr &keys) {
     return c;
 }
 
+Expr fused_keys_read(MaskKind kind, const Expr &keys, const Expr &queries, bool trim_keys) {
+    return trim_keys && kind == MaskKind::causal ? min(keys, queries) : keys;
+}
+
 FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, const Func &allowed,
                                MaskKind kind, const Expr &keys, const Expr &key_dim,
                                const Expr &value_dim, const Expr &scale, const Expr &queries,
@@ -154,14 +158,11 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
                      Expr(),
                      Expr()};
     const int tile = vector_tile;
-    // The keys read: all S, or with trim_keys under the causal mask only
-    // those below T (query t sees keys <= t): the rest are neither projected
-    // nor staged (a decode step T = 1 projects one key, not S).
-    Expr reach = keys;
+    // The rest of the keys are neither projected nor staged.
+    Expr reach = fused_keys_read(kind, keys, queries, trim_keys);
     f.block = key_block;
     f.full_blocks = Halide::Internal::const_true();
     if (trim_keys) {
-        if (kind == MaskKind::causal) reach = min(keys, queries);
         // Fewer than key_block keys: one block of them, rounded up to vector
         // tiles, instead of a padded full block (S = 16 in 128-key blocks was
         // 8x the work).
@@ -225,10 +226,17 @@ Func flatten_heads(const Func &context, const Expr &value_dim) {
     return flat;
 }
 
-Func split_heads(const Func &projected, const Expr &head_dim) {
+Func flatten_rows(const Func &input, const Expr &rows, const std::string &name) {
+    Var e("e"), r("r");
+    Func flat(name);
+    flat(e, r) = input(e, r % rows, r / rows);
+    return flat;
+}
+
+Func split_heads(const Func &projected, const Expr &head_dim, const Expr &rows) {
     Var h("h"), n("n"), t("t"), b("b");
     Func heads(projected.name() + "_heads");
-    heads(h, n, t, b) = projected(n * head_dim + h, t, b);
+    heads(h, n, t, b) = projected(n * head_dim + h, t + rows * b);
     return heads;
 }
 

@@ -116,6 +116,11 @@ struct FlashAttention {
     // the common case keeps constant extents.
     Expr full_blocks;
 };
+// The keys the fused path projects and stages: S, or with `trim_keys` under
+// the causal mask only those below T (query t sees keys <= t; a decode step
+// T = 1 projects one key, not S).
+Expr fused_keys_read(MaskKind kind, const Expr &keys, const Expr &queries, bool trim_keys);
+
 // `trim_keys`: under the causal mask keys at or past T are not read (no query
 // attends them), and a call that can attend fewer than key_block keys gets a
 // block of just those keys, rounded up to vector tiles; otherwise every block
@@ -129,7 +134,13 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).
 Func flatten_heads(const Func &context, const Expr &value_dim);
 
-// Splits a projection out(j, t, b), j = n * head_dim + h, into (h, n, t, b).
-Func split_heads(const Func &projected, const Expr &head_dim);
+// in(e, r) = input(e, t, b) over flat rows r = t + rows * b (t < rows): the
+// batch's rows as one GEMM's, so B = 8 sequences of T = 128 make one pass
+// of 1024 rows over the weights instead of eight of 128.
+Func flatten_rows(const Func &input, const Expr &rows, const std::string &name);
+
+// Splits a projection out(j, r) over flat rows r = t + rows * b, j = n *
+// head_dim + h, into (h, n, t, b).
+Func split_heads(const Func &projected, const Expr &head_dim, const Expr &rows);
 
 }  // namespace mhac::gen

@@ -443,11 +443,12 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Panel-aligned regions: with head dims known only at run time Halide
     // cannot otherwise prove a tile's first column is a panel's, and reads
     // the packed weights with a gather (generic kernel: 4x slower GEMMs).
+    // Rows are flat over the batch (gen::flatten_rows): one GEMM of B x rows.
     auto project_root = [&](gen::Projection &proj, const Expr &rows, const Expr &head_dim) {
         proj.out.compute_root().align_bounds(arg(proj.out, 0), gemm_tile_width(k));
         Expr work = work_of({rows, batch, proj.r.x.extent(), gemm_tile_width(k)});
         Expr total = work_of({rows, batch, proj.r.x.extent(), p.heads, head_dim});
-        schedule_gemm(proj.out, proj, rows, work, total, k, true);
+        schedule_gemm(proj.out, proj, rows * batch, work, total, k, true);
     };
     project_root(p.q_proj, queries, p.key_dim);
     project_root(p.k_proj, a.keys_read, p.key_dim);
