@@ -4,19 +4,25 @@
 // every benchmark shape it can run, next to OpenBLAS's cblas_sgemm of the
 // same M x K x N. Counter GFLOPs = 2 M K N per second; compare rows of one
 // run only. Threads: HL_NUM_THREADS for mhac; OpenBLAS gets the same count.
+// The kernels run as the runtime runs them: its thread pool and allocator,
+// and MHAC_ISA to time a lower x86 level (e.g. the AVX2 kernels, with
+// OPENBLAS_CORETYPE=Haswell for OpenBLAS, on an AVX-512 machine).
 //
 //   mhac_gemm_bench --benchmark_filter=bert_base_prefill_b1
 #include <HalideBuffer.h>
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "halide_glue.h"
 #include "mhac/default_sets.h"
 #include "shapes.h"
 
@@ -135,6 +141,12 @@ void register_all() {
 int main(int argc, char **argv) {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    try {
+        mhac::detail::install_halide_hooks();
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "mhac_gemm_bench: %s\n", e.what());
+        return 1;
+    }
     mhac::bench::register_all();
     const size_t ran = benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

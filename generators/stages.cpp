@@ -137,26 +137,22 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
                                     " does not divide the key block " + std::to_string(key_block));
     Var si("si"), h("h"), kb("kb"), t("t"), n("n"), b("b"), g("g"), c("c");
     Var sl("sl"), sh("sh"), gl("gl"), gh("gh");
-    FlashAttention f{Func("k_blocked"),
-                     Func("v_blocked"),
-                     Func("dot"),
-                     Func("logits"),
-                     Func("block_max"),
-                     Func("block_exp"),
-                     Func("block_sum"),
-                     Func("block_pv"),
-                     Func("block_out"),
-                     Func("row_max"),
-                     Func("weight"),
-                     Func("merged"),
-                     Func("context"),
-                     RDom(0, key_dim, "h"),
-                     RDom(),
-                     RDom(),
-                     keys,
-                     keys,
-                     Expr(),
-                     Expr()};
+    FlashAttention f;
+    f.k_blocked = Func("k_blocked");
+    f.v_blocked = Func("v_blocked");
+    f.dot = Func("dot");
+    f.logits = Func("logits");
+    f.block_max = Func("block_max");
+    f.block_exp = Func("block_exp");
+    f.block_sum = Func("block_sum");
+    f.block_pv = Func("block_pv");
+    f.block_out = Func("block_out");
+    f.row_max = Func("row_max");
+    f.weight = Func("weight");
+    f.merged = Func("merged");
+    f.context = Func("context");
+    f.r_h = RDom(0, key_dim, "h");
+    f.keys = keys;
     const int tile = vector_tile;
     // The rest of the keys are neither projected nor staged.
     Expr reach = fused_keys_read(kind, keys, queries, trim_keys);

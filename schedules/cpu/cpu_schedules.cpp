@@ -502,9 +502,10 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // attention and output projection than the 130 rows of 13 tiles. Each
     // block's tiles then pass one output panel at a time (the panel stays in
     // L2, as in the projections), not every panel per tile. The batch is a
-    // parallel loop of its own around the blocks' (fused, the tile split's
-    // guard put the batch at -1 for B = 2): nested, it runs on one thread
-    // when the outer loop has the pool. 2-core Xeon (AVX-512), bert_base row
+    // parallel loop of its own around the blocks' loop: fusing the two, as
+    // before, made Halide's bounds reach batch -1 at B = 2 once the tile
+    // split was guarded. Nested, the inner loop runs on one thread while
+    // the outer one has the pool. 2-core Xeon (AVX-512), bert_base row
     // with its tuned knobs, interleaved in one process, 1 / 2 threads: B=1
     // T=128 1.04 / 1.06, B=8 1.01 / 1.05, T=S=512 1.02 / 1.01, vit 1.02 /
     // 1.04, decode S=128 1.00 / 1.01 (the panel order alone: 1.00-1.02).
@@ -523,7 +524,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
                        rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto);
         }
         st.reorder(oi, mi, mo, oo, tq, b).vectorize(oi, k.vector).unroll(mi);
-        if (parallel && rows >= R) st.parallel(b).parallel(tq);
+        if (parallel && rows == R) st.parallel(b).parallel(tq);
         if (parallel && rows < R) st.parallel(oo);
     };
     // Fewer rows than a tile (decode): one block, its output panels in
