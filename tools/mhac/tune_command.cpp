@@ -600,6 +600,8 @@ private:
         cands_.clear();
         unconfirmed_.clear();
         measured_kernel_ = 0;
+        knob_measure_s_ = 0;
+        knob_measured_ = 0;
         best_ = 1;
         by_id_.clear();
         by_hash_.clear();
@@ -665,6 +667,9 @@ private:
                 break;
             }
             compile_batch(batch, deadline_s);
+            // Knob candidates first: their times bound the twin's (twin_cap_s).
+            std::stable_partition(batch.begin(), batch.end(),
+                                  [](const Candidate *c) { return c->autoscheduler.empty(); });
             for (Candidate *c : batch) {
                 if (g_interrupted || seconds_since(start_) > deadline_s) break;
                 if (c->status == "compiled") measure(*c, o_.seconds_per_shape, deadline_s);
@@ -1124,12 +1129,17 @@ private:
 
     void measure(Candidate &c, double seconds_per_shape, double deadline_s) {
         const auto t0 = Clock::now();
-        if (!run_worker(c, seconds_per_shape, deadline_s)) {
+        const bool twin = !c.autoscheduler.empty();
+        if (!run_worker(c, seconds_per_shape, deadline_s, twin ? twin_cap_s() : 0)) {
             if (c.status == "new") return;  // stopped by the deadline or Ctrl-C
         }
         measure_s_ += seconds_since(t0);
         measured_++;
         measured_kernel_++;
+        if (!twin) {
+            knob_measure_s_ += seconds_since(t0);
+            knob_measured_++;
+        }
         journal_candidate(c);
         if (c.status == "measured") {
             best_ = std::max(best_, c.autoscheduler.empty() ? c.speedup() : 0.0);
@@ -1140,10 +1150,22 @@ private:
         }
     }
 
+    // How long an autoscheduled twin's timing may run: ten times a knob
+    // candidate's, at least 30 s. A twin that materializes the T x S scores
+    // (Mullapudi2016 on long_4096, 0.03x the hand schedule on BERT shapes)
+    // otherwise spent a whole 8-minute budget timing itself, and the search
+    // measured no knob candidate at all.
+    double twin_cap_s() const {
+        const double knob_s = knob_measured_ > 0 ? knob_measure_s_ / knob_measured_ : 0;
+        return std::max(30.0, 10 * knob_s);
+    }
+
     // Runs the worker on `c` against the hand default; false when it did
     // not finish (then c.status is "new" for an interruption, else
-    // rejected or failed).
-    bool run_worker(Candidate &c, double seconds_per_shape, double deadline_s) {
+    // rejected or failed). `cap_s` > 0: a timing still running after that
+    // many seconds is stopped and `c` rejected as too slow.
+    bool run_worker(Candidate &c, double seconds_per_shape, double deadline_s, double cap_s = 0) {
+        const auto started = Clock::now();
         const fs::path dir = c.so.parent_path();
         json req = {{"config",
                      {{"name", row_.name},
@@ -1187,6 +1209,13 @@ private:
                 if (g_interrupted || seconds_since(start_) > deadline_s) {
                     kill_process(pid);
                     c.status = "new";
+                    return false;
+                }
+                if (cap_s > 0 && seconds_since(started) > cap_s) {
+                    kill_process(pid);
+                    c.status = "rejected";
+                    c.note = "timing stopped after " + fmt(cap_s) +
+                             " s (ten times a knob candidate's): too slow to measure";
                     return false;
                 }
                 draw();
@@ -1339,6 +1368,8 @@ private:
     fs::path journal_;
     double compile_s_ = 0, measure_s_ = 0, best_ = 1;
     int compiled_ = 0, measured_ = 0, measured_kernel_ = 0;
+    double knob_measure_s_ = 0;  // the knob candidates' share of measure_s_
+    int knob_measured_ = 0;
     std::string unconfirmed_;       // the best candidate of this kernel that was not confirmed
     std::vector<KnobRange> space_;  // the knobs searched (--knobs)
     std::vector<Knobs> seeds_;      // proposed first: the database's earlier winners
