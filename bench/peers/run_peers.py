@@ -15,7 +15,8 @@ For every shape of SHAPES and every thread count (1, 2) it
   3. checks every output against a float64 numpy reference (max |error| / max |reference|),
 and times numpy's and torch's sgemm in the same run (the machine's GEMM ceiling). It
 writes bench/results/peers-<machine>.md (table, ratios, ceiling, agreement) and a PNG
-bar chart beside it.
+bar chart beside it. `--isa avx2` holds mhac and every peer with a switch for it to AVX2 (a
+proxy for an AVX2 machine on an AVX-512 one) and writes peers-<machine>-avx2.md.
 
 Each peer lives in a worker process of its own (this script with --worker), started once
 per thread count under taskset; it reads one JSON request per line on stdin and answers
@@ -127,8 +128,25 @@ def cpus_for(threads):
     return ",".join(str(c) for c in range(threads))
 
 
+# --isa avx2: what holds each implementation to AVX2 (a proxy for an AVX2 machine, such as
+# issue 10's AMD EPYC, on an AVX-512 one). ONNX Runtime has no such switch (MLAS picks its
+# kernels from cpuid), so its column keeps the machine's best ISA.
+ISA_ENV = {
+    "avx2": {"MHAC_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell"},
+}
+ISA_XLA_FLAG = {"avx2": "--xla_cpu_max_isa=AVX2"}
+ISA_HELD = {"avx2": "AVX2: mhac (`MHAC_ISA`), torch (`ATEN_CPU_CAPABILITY`, "
+                    "`MKL_ENABLE_INSTRUCTIONS`), numpy's OpenBLAS (`OPENBLAS_CORETYPE=Haswell`), "
+                    "XLA (`--xla_cpu_max_isa`); **not ONNX Runtime** (MLAS has no switch)"}
+ISA_NOT_HELD = {"avx2": {"onnxruntime"}}  # left out of "fastest peer" under --isa
+ISA = None  # set by --isa
+
+
 def thread_env(threads):
     env = dict(os.environ)
+    if ISA:
+        env.update(ISA_ENV[ISA])
     t = str(threads)
     env.update({
         "HL_NUM_THREADS": t,
@@ -138,7 +156,10 @@ def thread_env(threads):
     })
     # XLA:CPU sizes its intra-op pool from the CPUs the process may use (taskset);
     # for one thread Eigen's own multithreading is switched off too.
-    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false" if threads == 1 else ""
+    flags = ["--xla_cpu_multi_thread_eigen=false"] if threads == 1 else []
+    if ISA:
+        flags.append(ISA_XLA_FLAG[ISA])
+    env["XLA_FLAGS"] = " ".join(flags)
     return env
 
 
@@ -561,15 +582,18 @@ def driver(args):
     meta = {
         "machine": machine, "slug": slug, "commit": git("describe", "--always", "--dirty", root=root),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "tools/dev peers" + (" --quick" if args.quick else ""),
+        "command": "tools/dev peers" + (" --quick" if args.quick else "") +
+                   (f" --isa {ISA}" if ISA else ""),
+        "isa": ISA,
         "load_before": load_before, "load_after": load_after, "foreign": foreign,
         "foreign_by_threads": load_by_threads, "wall_s": wall, "versions": versions,
         "python": platform.python_version(), "quick": args.quick,
     }
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    md = out_dir / f"peers-{slug}.md"
-    png = out_dir / f"peers-{slug}.png"
+    name = f"peers-{slug}" + (f"-{ISA}" if ISA else "")
+    md = out_dir / f"{name}.md"
+    png = out_dir / f"{name}.png"
     (work / "results.json").write_text(json.dumps(
         {"meta": meta, "results": {f"{k[0]}@{k[1]}": v for k, v in results.items()},
          "errors": {"@".join(map(str, k)): v for k, v in errors.items()}, "sgemm": sgemm},
@@ -598,7 +622,8 @@ def summarize(shape, threads, results):
     mhac_runs = [m["median_ms"] / 1e3 for m in r["mhac"]]
     mhac = float(np.median(mhac_runs))
     peers = {p: float(np.median(r[p])) for p in PEERS if r.get(p)}
-    fastest = min(peers, key=peers.get) if peers else None
+    held = {p: v for p, v in peers.items() if p not in ISA_NOT_HELD.get(ISA, ())}
+    fastest = min(held, key=held.get) if held else None
     return mhac, mhac_runs, peers, fastest
 
 
@@ -619,6 +644,8 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              f"onnxruntime {v.get('onnxruntime')} (onnx {v.get('onnx')}), keras {v.get('keras')} "
              f"on jax {v.get('jax')} / jaxlib {v.get('jaxlib')}, numpy {v.get('numpy')} "
              f"(BLAS: {sgemm_blas(sgemm, 'numpy_blas')}), Python {meta['python']} |")
+    if meta.get("isa"):
+        L.append(f"| ISA held | {ISA_HELD[meta['isa']]} |")
     L.append(f"| date | {meta['date']}, {meta['wall_s'] / 60:.1f} min |")
     lb, la = meta["load_before"], meta["load_after"]
     fb = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {meta['foreign_by_threads'][t]:.0%}"
@@ -657,7 +684,10 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              "affinity).")
     L.append("- Time per call: median of 20 calls (5 for `long`) after 3 warm-up calls (1 for "
              "`long`)" + ("; `--quick`: 5 calls after 2" if meta["quick"] else "") + ". "
-             "**ratio** = fastest peer's median / mhac's median: above 1 = mhac faster. "
+             "**ratio** = fastest peer's median / mhac's median: above 1 = mhac faster" +
+             (f" (peers held to {meta['isa']} only: "
+              f"{', '.join(SHORT[p] for p in sorted(ISA_NOT_HELD[meta['isa']]))} left out)"
+              if meta.get("isa") else "") + ". "
              "GFLOP/s counts multiply-adds as 2 over the four projections, QK^T and PV.")
     L.append(f"- Agreement: every output against a float64 numpy reference of the same layer, "
              f"max |out - ref| / max |ref|; the bound is {TOLERANCE:g}.")
@@ -784,8 +814,14 @@ def main():
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--work", default="build/peers", help="scratch directory (.npy, log)")
     ap.add_argument("--out-dir", default="bench/results", help="where the .md and .png go")
+    ap.add_argument("--isa", choices=sorted(ISA_ENV),
+                    help="hold mhac and every peer that has a switch for it to this ISA level "
+                         "(a proxy for such a machine; ONNX Runtime has none); writes "
+                         "peers-<machine>-<isa>.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    global ISA
+    ISA = args.isa
     if args.worker:
         return worker_main(args.worker, int(args.threads))
     args.mhac = os.path.abspath(args.mhac)
