@@ -135,24 +135,28 @@ def cpus_for(threads):
 # dot kernels: on the 2-core Xeon it ran bert_b1 at 131 GFLOP/s with the flag, above the
 # AVX2 FMA peak (~115; torch's and numpy's sgemm, held, reached 113-117). Both are timed
 # but left out of the fastest peer.
-ISA_ENV = {
-    "avx2": {"MHAC_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "OPENBLAS_CORETYPE": "Haswell"},
+# One record per level: the environment that holds the implementations, XLA's flag, the
+# report's sentence, and the peers left out of the fastest peer.
+ISA_LEVELS = {
+    "avx2": {
+        "env": {"MHAC_ISA": "avx2", "ATEN_CPU_CAPABILITY": "avx2",
+                "MKL_ENABLE_INSTRUCTIONS": "AVX2", "OPENBLAS_CORETYPE": "Haswell"},
+        "xla_flag": "--xla_cpu_max_isa=AVX2",
+        "held": "AVX2: mhac (`MHAC_ISA`), torch (`ATEN_CPU_CAPABILITY`, "
+                "`MKL_ENABLE_INSTRUCTIONS`), numpy's OpenBLAS (`OPENBLAS_CORETYPE=Haswell`); "
+                "**not ONNX Runtime** (MLAS has no switch) **nor Keras/JAX** "
+                "(`--xla_cpu_max_isa=AVX2` is set, but XLA's dot kernels ran above the "
+                "AVX2 peak with it)",
+        "not_held": {"onnxruntime", "keras_jax"},
+    },
 }
-ISA_XLA_FLAG = {"avx2": "--xla_cpu_max_isa=AVX2"}
-ISA_HELD = {"avx2": "AVX2: mhac (`MHAC_ISA`), torch (`ATEN_CPU_CAPABILITY`, "
-                    "`MKL_ENABLE_INSTRUCTIONS`), numpy's OpenBLAS (`OPENBLAS_CORETYPE=Haswell`); "
-                    "**not ONNX Runtime** (MLAS has no switch) **nor Keras/JAX** "
-                    "(`--xla_cpu_max_isa=AVX2` is set, but XLA's dot kernels ran above the "
-                    "AVX2 peak with it)"}
-ISA_NOT_HELD = {"avx2": {"onnxruntime", "keras_jax"}}  # left out of "fastest peer" under --isa
 ISA = None  # set by --isa
 
 
 def thread_env(threads):
     env = dict(os.environ)
     if ISA:
-        env.update(ISA_ENV[ISA])
+        env.update(ISA_LEVELS[ISA]["env"])
     t = str(threads)
     env.update({
         "HL_NUM_THREADS": t,
@@ -164,7 +168,7 @@ def thread_env(threads):
     # for one thread Eigen's own multithreading is switched off too.
     flags = ["--xla_cpu_multi_thread_eigen=false"] if threads == 1 else []
     if ISA:
-        flags.append(ISA_XLA_FLAG[ISA])
+        flags.append(ISA_LEVELS[ISA]["xla_flag"])
     env["XLA_FLAGS"] = " ".join(flags)
     return env
 
@@ -628,7 +632,8 @@ def summarize(shape, threads, results):
     mhac_runs = [m["median_ms"] / 1e3 for m in r["mhac"]]
     mhac = float(np.median(mhac_runs))
     peers = {p: float(np.median(r[p])) for p in PEERS if r.get(p)}
-    held = {p: v for p, v in peers.items() if p not in ISA_NOT_HELD.get(ISA, ())}
+    not_held = ISA_LEVELS[ISA]["not_held"] if ISA else set()
+    held = {p: v for p, v in peers.items() if p not in not_held}
     fastest = min(held, key=held.get) if held else None
     return mhac, mhac_runs, peers, fastest
 
@@ -651,7 +656,7 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              f"on jax {v.get('jax')} / jaxlib {v.get('jaxlib')}, numpy {v.get('numpy')} "
              f"(BLAS: {sgemm_blas(sgemm, 'numpy_blas')}), Python {meta['python']} |")
     if meta.get("isa"):
-        L.append(f"| ISA held | {ISA_HELD[meta['isa']]} |")
+        L.append(f"| ISA held | {ISA_LEVELS[meta['isa']]['held']} |")
     L.append(f"| date | {meta['date']}, {meta['wall_s'] / 60:.1f} min |")
     lb, la = meta["load_before"], meta["load_after"]
     fb = ", ".join(f"{t} thread{'s' if t > 1 else ''}: {meta['foreign_by_threads'][t]:.0%}"
@@ -692,7 +697,8 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              "`long`)" + ("; `--quick`: 5 calls after 2" if meta["quick"] else "") + ". "
              "**ratio** = fastest peer's median / mhac's median: above 1 = mhac faster" +
              (f" (peers held to {meta['isa']} only: "
-              f"{', '.join(SHORT[p] for p in sorted(ISA_NOT_HELD[meta['isa']]))} left out)"
+              f"{', '.join(SHORT[p] for p in sorted(ISA_LEVELS[meta['isa']]['not_held']))} "
+              "left out)"
               if meta.get("isa") else "") + ". "
              "GFLOP/s counts multiply-adds as 2 over the four projections, QK^T and PV.")
     L.append(f"- Agreement: every output against a float64 numpy reference of the same layer, "
@@ -820,10 +826,10 @@ def main():
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--work", default="build/peers", help="scratch directory (.npy, log)")
     ap.add_argument("--out-dir", default="bench/results", help="where the .md and .png go")
-    ap.add_argument("--isa", choices=sorted(ISA_ENV),
-                    help="hold mhac and every peer that has a switch for it to this ISA level "
-                         "(a proxy for such a machine; ONNX Runtime has none); writes "
-                         "peers-<machine>-<isa>.md")
+    ap.add_argument("--isa", choices=sorted(ISA_LEVELS),
+                    help="hold mhac and the peers that can be held to this ISA level (a proxy "
+                         "for such a machine; not ONNX Runtime nor XLA's dots), rank mhac "
+                         "against those, write peers-<machine>-<isa>.md")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     global ISA

@@ -1133,16 +1133,17 @@ private:
         if (!run_worker(c, seconds_per_shape, deadline_s, twin ? twin_cap_s() : 0)) {
             if (c.status == "new") return;  // stopped by the deadline or Ctrl-C
         }
-        measure_s_ += seconds_since(t0);
+        const double took = seconds_since(t0);
+        measure_s_ += took;
         measured_++;
         measured_kernel_++;
         if (!twin) {
-            knob_measure_s_ += seconds_since(t0);
+            knob_measure_s_ += took;
             knob_measured_++;
         }
         journal_candidate(c);
         if (c.status == "measured") {
-            best_ = std::max(best_, c.autoscheduler.empty() ? c.speedup() : 0.0);
+            best_ = std::max(best_, twin ? 0.0 : c.speedup());
             progress_.log(c.label() + ": " + fmt(c.speedup()) + "x (worst shape " +
                           fmt(c.worst_speedup()) + "x)");
         } else {
