@@ -268,6 +268,7 @@ public:
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     GeneratorParam<int> gemm_panels{"gemm_panels", 0};
     GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
+    GeneratorParam<int> v_staging{"v_staging", -1};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -312,7 +313,7 @@ public:
         p_.knobs =
             knobs_for_this_target(tuned, get_target(),
                                   {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block,
-                                   gemm_k_unroll, gemm_panels, gemm_row_block});
+                                   gemm_k_unroll, gemm_panels, gemm_row_block, v_staging});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).

@@ -90,26 +90,26 @@ struct FlashAttention {
     // k_blocked(sl, h, sh, kb, n, b): key kb * key_block + sh * tile + sl,
     // clamped to S - 1; v_blocked(gl, si, gh, kb, n, b): column gh * tile + gl
     // of value row kb * key_block + si.
-    Func k_blocked;
-    Func v_blocked;
-    Func dot;        // (si, kb, t, n, b): the head-dim reduction q . k
-    Func logits;     // (si, kb, t, n, b): scaled, masked, padded
-    Func block_max;  // (kb, t, n, b)
-    Func block_exp;  // (si, kb, t, n, b): exp(logit - block max)
-    Func block_sum;  // (kb, t, n, b)
-    Func block_pv;   // (g, kb, t, n, b): sum over the block of block_exp * v
+    Func k_blocked{"k_blocked"};
+    Func v_blocked{"v_blocked"};
+    Func dot{"dot"};              // (si, kb, t, n, b): the head-dim reduction q . k
+    Func logits{"logits"};        // (si, kb, t, n, b): scaled, masked, padded
+    Func block_max{"block_max"};  // (kb, t, n, b)
+    Func block_exp{"block_exp"};  // (si, kb, t, n, b): exp(logit - block max)
+    Func block_sum{"block_sum"};  // (kb, t, n, b)
+    Func block_pv{"block_pv"};    // (g, kb, t, n, b): sum over the block of block_exp * v
     // (c, kb, t, n, b): c < Hv the block's p.v, c == Hv its sum, c == Hv + 1
     // its max: one Func, so everything a block yields is computed in one loop.
-    Func block_out;
-    Func row_max;    // (t, n, b): max over blocks
-    Func weight;     // (kb, t, n, b): exp(block max - row max)
-    Func merged;     // (c, t, n, b), c <= Hv: the weighted sums over blocks
-    Func context;    // (g, n, t, b): merged p.v / merged sum
-    RDom r_h;        // over the head dim
-    RDom r_si;       // over a key block
-    RDom r_kb;       // over key blocks
-    Expr keys;       // S
-    Expr keys_read;  // the keys projected and staged: S, or fewer (trim_keys)
+    Func block_out{"block_out"};
+    Func row_max{"row_max"};  // (t, n, b): max over blocks
+    Func weight{"weight"};    // (kb, t, n, b): exp(block max - row max)
+    Func merged{"merged"};    // (c, t, n, b), c <= Hv: the weighted sums over blocks
+    Func context{"context"};  // (g, n, t, b): merged p.v / merged sum
+    RDom r_h;                 // over the head dim
+    RDom r_si;                // over a key block
+    RDom r_kb;                // over key blocks
+    Expr keys;                // S
+    Expr keys_read;           // the keys projected and staged: S, or fewer (trim_keys)
     Expr num_blocks;
     Expr block;  // keys per block: key_block, or fewer (trim_keys)
     // Whether block == key_block: a schedule may specialize on it, so that

@@ -27,6 +27,7 @@ struct KnobOverrides {
     int gemm_k_unroll = 0;    // reduction steps unrolled in the GEMM register tile
     int gemm_panels = 0;      // weight panels (kPanelWidth columns) per GEMM register tile
     int gemm_row_block = 0;   // input rows per pass over the weights (long row counts)
+    int v_staging = -1;       // 1: V copied into key-block tiles; 0: read where projected
 };
 
 struct KnobName {
@@ -40,7 +41,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_k_block", &KnobOverrides::gemm_k_block},
                                           {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll},
                                           {"gemm_panels", &KnobOverrides::gemm_panels},
-                                          {"gemm_row_block", &KnobOverrides::gemm_row_block}};
+                                          {"gemm_row_block", &KnobOverrides::gemm_row_block},
+                                          {"v_staging", &KnobOverrides::v_staging}};
 
 }  // namespace mhac::sched
 

@@ -75,15 +75,22 @@ struct CpuKnobs {
     // padding). Measured: see knobs_for().
     int gemm_panels;
     // Input rows per pass over the weights (BLIS's mc): longer inputs are
-    // cut into near-equal blocks of whole tiles, at most this many rows,
+    // cut into near-equal blocks of whole tiles, about this many rows,
     // each streaming every weight panel, so a block's rows stay in L2 while
     // the panels pass instead of coming from L3 once per panel.
     int gemm_row_block;
+    // Whether V is copied into key-block tiles (v_blocked) before P.V reads
+    // it, or read where the V projection wrote it (its rows are contiguous
+    // runs of every head's columns already). A decode step reads every value
+    // row once, so there the copy is a memory-bound pass for nothing.
+    // Measured: see knobs_for(). K stays staged: read in place, Q.K^T is a
+    // dot product per key over strided rows (decode S=2048 0.97x).
+    bool v_staging;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128, true};
     // 12 accumulators out of 16 (AVX2/SSE) registers; 24 (two panels x 12
     // rows) out of AVX-512's 32. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -108,6 +115,10 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
     if (set.gemm_panels > 0) k.gemm_panels = set.gemm_panels;
     if (set.gemm_row_block > 0) k.gemm_row_block = set.gemm_row_block;
+    if (set.v_staging > 1)
+        throw std::invalid_argument("v_staging=" + std::to_string(set.v_staging) +
+                                    " is not 0 (in place) or 1 (staged)");
+    if (set.v_staging >= 0) k.v_staging = set.v_staging == 1;
     if (k.gemm_row_block < k.gemm_rows)
         throw std::invalid_argument("gemm_row_block=" + std::to_string(k.gemm_row_block) +
                                     " is below gemm_rows=" + std::to_string(k.gemm_rows));
@@ -479,7 +490,11 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     };
     // Key blocks are whole vectors; Hv need not be.
     stage_blocked(a.k_blocked, TailStrategy::Auto, p.key_dim);
-    stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim);
+    if (k.v_staging) {
+        stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim);
+    } else {
+        a.v_blocked.compute_inline();
+    }
 
     // The output projection a block of query rows at a time, blocks (and
     // batch) in parallel; each block's attention (all heads) runs just before

@@ -101,7 +101,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_k_block", {0, 128, 256}},
             {"gemm_k_unroll", {1, 2, 4, 8}},
             {"gemm_panels", {1, 2}},
-            {"gemm_row_block", {64, 128, 256, 512, 1024}}};
+            {"gemm_row_block", {64, 128, 256, 512, 1024}},
+            {"v_staging", {0, 1}}};
 }
 
 // The range named `name` in `space`, or null.
