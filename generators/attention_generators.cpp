@@ -269,6 +269,7 @@ public:
     GeneratorParam<int> gemm_panels{"gemm_panels", 0};
     GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
     GeneratorParam<int> v_staging{"v_staging", -1};
+    GeneratorParam<int> attn_k_unroll{"attn_k_unroll", 0};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -310,10 +311,10 @@ public:
         p_.q_bias = bq;
         p_.k_bias = bk;
         p_.v_bias = bv;
-        p_.knobs =
-            knobs_for_this_target(tuned, get_target(),
-                                  {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block,
-                                   gemm_k_unroll, gemm_panels, gemm_row_block, v_staging});
+        p_.knobs = knobs_for_this_target(
+            tuned, get_target(),
+            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll,
+             gemm_panels, gemm_row_block, v_staging, attn_k_unroll});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).

@@ -20,6 +20,29 @@ constexpr float kFusedMaskedLogit = -0.7f * 3.38953139e38f;
 // Keys past S in a padded last key block: below the fill, so even a fully
 // masked row gives them exp(-0.3 * max) = 0 weight.
 constexpr float kPaddedKeyLogit = -FLT_MAX;
+
+// exp(x) for x <= 0 (a logit minus its row's max), to within 2 ulp of
+// Halide's exp: x = k ln2 + r with k rounded to nearest (|r| <= ln2 / 2, so a
+// degree-7 Taylor polynomial is exact to 5e-9), 2^k built in the exponent
+// bits. Halide's exp floors k, which x86 lowers to two 256-bit roundps per
+// 512-bit vector, and handles x > 0 and the clamp of k in both directions:
+// 27 vector instructions against these 19. Below -87.3 (2^k would leave the
+// normal range) the result is 0, as exp's underflow is.
+Expr exp_nonpositive(const Expr &x) {
+    const float ln2_hi = 0.693145751953125f;  // 16 bits: k * ln2_hi is exact
+    const float ln2_lo = 1.428606765330187e-06f;
+    Expr xc = max(x, -87.3f);
+    // Truncation of y - 0.5 rounds y <= 0 to nearest (ties up).
+    Expr k = cast<int>(xc * 1.44269504f - 0.5f);
+    Expr kf = cast<float>(k);
+    Expr r = xc - kf * ln2_hi - kf * ln2_lo;
+    const float coeff[] = {1.0f / 5040, 1.0f / 720, 1.0f / 120, 1.0f / 24,
+                           1.0f / 6,    0.5f,       1.0f,       1.0f};
+    Expr p = coeff[0];
+    for (size_t i = 1; i < sizeof(coeff) / sizeof(coeff[0]); i++) p = p * r + coeff[i];
+    Expr scale = reinterpret<float>((k + 127) << 23);
+    return select(x < -87.3f, 0.0f, p * scale);
+}
 }  // namespace
 
 MaskKind mask_kind_param(const std::string &name) {
@@ -183,7 +206,8 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
 
     f.block_max(kb, t, n, b) = -FLT_MAX;
     f.block_max(kb, t, n, b) = max(f.block_max(kb, t, n, b), f.logits(f.r_si, kb, t, n, b));
-    f.block_exp(si, kb, t, n, b) = exp(f.logits(si, kb, t, n, b) - f.block_max(kb, t, n, b));
+    f.block_exp(si, kb, t, n, b) =
+        exp_nonpositive(f.logits(si, kb, t, n, b) - f.block_max(kb, t, n, b));
     f.block_sum(kb, t, n, b) = 0.0f;
     f.block_sum(kb, t, n, b) += f.block_exp(f.r_si, kb, t, n, b);
     f.block_pv(g, kb, t, n, b) = 0.0f;

@@ -28,6 +28,7 @@ struct KnobOverrides {
     int gemm_panels = 0;      // weight panels (kPanelWidth columns) per GEMM register tile
     int gemm_row_block = 0;   // input rows per pass over the weights (long row counts)
     int v_staging = -1;       // 1: V copied into key-block tiles; 0: read where projected
+    int attn_k_unroll = 0;    // reduction steps unrolled in the attention's register tiles
 };
 
 struct KnobName {
@@ -42,7 +43,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_k_unroll", &KnobOverrides::gemm_k_unroll},
                                           {"gemm_panels", &KnobOverrides::gemm_panels},
                                           {"gemm_row_block", &KnobOverrides::gemm_row_block},
-                                          {"v_staging", &KnobOverrides::v_staging}};
+                                          {"v_staging", &KnobOverrides::v_staging},
+                                          {"attn_k_unroll", &KnobOverrides::attn_k_unroll}};
 
 }  // namespace mhac::sched
 

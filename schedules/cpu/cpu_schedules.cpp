@@ -86,11 +86,18 @@ struct CpuKnobs {
     // Measured: see knobs_for(). K stays staged: read in place, Q.K^T is a
     // dot product per key over strided rows (decode S=2048 0.97x).
     bool v_staging;
+    // Reduction steps per iteration of the attention's register tiles (Q.K^T
+    // over the head dim, P.V over a key block). 2-core Xeon, 1 thread, 4
+    // against 1 (with the block exponentials of exp_nonpositive), one
+    // tune-worker process: AVX-512 generic long_4096 1.02, bert_base T=S=512
+    // 1.02, B=8 1.01, B=1 1.00, vit 0.99; AVX2 long_4096 1.06, T=S=512 1.02,
+    // B=1 and vit 1.00. Earlier, 8 steps for P.V: long_4096 0.84.
+    int attn_k_unroll;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128, true};
+    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128, true, 4};
     // 12 accumulators out of 16 (AVX2/SSE) registers; 24 (two panels x 12
     // rows) out of AVX-512's 32. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -119,6 +126,7 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
         throw std::invalid_argument("v_staging=" + std::to_string(set.v_staging) +
                                     " is not 0 (in place) or 1 (staged)");
     if (set.v_staging >= 0) k.v_staging = set.v_staging == 1;
+    if (set.attn_k_unroll > 0) k.attn_k_unroll = set.attn_k_unroll;
     if (k.gemm_row_block < k.gemm_rows)
         throw std::invalid_argument("gemm_row_block=" + std::to_string(k.gemm_row_block) +
                                     " is below gemm_rows=" + std::to_string(k.gemm_rows));
@@ -391,7 +399,12 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
         // A fixed-size tile: otherwise the padded last key block trims it
         // to a run-time extent and the accumulators leave the registers.
         f.compute_at(tiles, xo).bound_extent(fx, W).vectorize(fx, k.vector).unroll(fx).unroll(fy);
-        f.update().reorder(fx, fy, r).vectorize(fx, k.vector).unroll(fx).unroll(fy);
+        Stage update = f.update();
+        update.reorder(fx, fy, r).vectorize(fx, k.vector).unroll(fx).unroll(fy);
+        if (k.attn_k_unroll > 1) {
+            RVar ro("ro"), ri("ri");
+            update.split(r, ro, ri, k.attn_k_unroll, TailStrategy::GuardWithIf).unroll(ri);
+        }
     };
     register_tile(a.logits, a.dot, a.r_h);
     // The block's max and sum as vector reductions (one vector of partial

@@ -102,7 +102,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_k_unroll", {1, 2, 4, 8}},
             {"gemm_panels", {1, 2}},
             {"gemm_row_block", {64, 128, 256, 512, 1024}},
-            {"v_staging", {0, 1}}};
+            {"v_staging", {0, 1}},
+            {"attn_k_unroll", {1, 2, 4}}};
 }
 
 // The range named `name` in `space`, or null.
