@@ -320,12 +320,12 @@ public:
         // the keys read per sequence).
         Expr queries = query.dim(1).extent();
         Expr keys_read = fused_keys_read(kind, keys, queries, blocking.trim_keys);
-        p_.q_proj = project(flatten_rows(query, queries, "query_rows"), eq, query_kernel, bq,
-                            use_bias, 1, "query_proj");
-        p_.k_proj = project(flatten_rows(key, keys_read, "key_rows"), ek, key_kernel, bk, use_bias,
-                            1, "key_proj");
-        p_.v_proj = project(flatten_rows(value, keys_read, "value_rows"), ev, value_kernel, bv,
-                            use_bias, 1, "value_proj");
+        p_.q_proj = project(flatten_rows(query, queries, query.dim(2).extent(), "query_rows"), eq,
+                            query_kernel, bq, use_bias, 1, "query_proj");
+        p_.k_proj = project(flatten_rows(key, keys_read, key.dim(2).extent(), "key_rows"), ek,
+                            key_kernel, bk, use_bias, 1, "key_proj");
+        p_.v_proj = project(flatten_rows(value, keys_read, value.dim(2).extent(), "value_rows"), ev,
+                            value_kernel, bv, use_bias, 1, "value_proj");
         p_.q = split_heads(p_.q_proj.out, h_dim, queries);
         p_.k = split_heads(p_.k_proj.out, h_dim, keys_read);
         p_.v = split_heads(p_.v_proj.out, hv_dim, keys_read);

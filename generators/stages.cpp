@@ -233,10 +233,13 @@ Func flatten_heads(const Func &context, const Expr &value_dim) {
     return flat;
 }
 
-Func flatten_rows(const Func &input, const Expr &rows, const std::string &name) {
+Func flatten_rows(const Func &input, const Expr &rows, const Expr &batch, const std::string &name) {
     Var e("e"), r("r");
     Func flat(name);
-    flat(e, r) = input(e, r % rows, r / rows);
+    // The sequence clamped: a schedule computing K a key block at a time
+    // leaves Halide a bound one row past a block's last (an exclusive max
+    // through min()), which divided by `rows` reached the next sequence.
+    flat(e, r) = input(e, r % rows, min(r / rows, batch - 1));
     return flat;
 }
 

@@ -134,10 +134,10 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).
 Func flatten_heads(const Func &context, const Expr &value_dim);
 
-// in(e, r) = input(e, t, b) over flat rows r = t + rows * b (t < rows): the
-// batch's rows as one GEMM's, so B = 8 sequences of T = 128 make one pass
-// of 1024 rows over the weights instead of eight of 128.
-Func flatten_rows(const Func &input, const Expr &rows, const std::string &name);
+// in(e, r) = input(e, t, b) over flat rows r = t + rows * b (t < rows, b <
+// batch): the batch's rows as one GEMM's, so B = 8 sequences of T = 128 make
+// one pass of 1024 rows over the weights instead of eight of 128.
+Func flatten_rows(const Func &input, const Expr &rows, const Expr &batch, const std::string &name);
 
 // Splits a projection out(j, r) over flat rows r = t + rows * b, j = n *
 // head_dim + h, into (h, n, t, b).
