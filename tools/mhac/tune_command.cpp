@@ -655,13 +655,8 @@ private:
                 break;
             }
             // Start a batch only if it can finish; the first always runs. A
-            // knob candidate's time is the knob candidates' average: a twin
-            // stopped at its cap (82 s for Mullapudi2016 on long_4096) in the
-            // average ended a search after 2.5 of its 8 minutes, 1 candidate
-            // measured. A twin in the batch is counted at its cap.
-            const double per_candidate = knob_measured_ > 0 ? knob_measure_s_ / knob_measured_
-                                         : measured_ > 0    ? measure_s_ / measured_
-                                                            : 2.0;
+            // twin in the batch is counted at its cap.
+            const double per_candidate = knob_candidate_s();
             const double compile_est = compiled_ > 0 ? compile_s_ / compiled_ : 0;
             double needed = compile_est * std::ceil(double(batch.size()) / o_.jobs);
             for (const Candidate *c : batch)
@@ -1160,6 +1155,17 @@ private:
         }
     }
 
+    // The expected timing of one knob candidate: this kernel's knob
+    // candidates' average, else every candidate's so far. Not the average
+    // with twins: a twin stopped at its cap (82 s for Mullapudi2016 on
+    // long_4096) in it ended a search after 2.5 of its 8 minutes, 1 candidate
+    // measured.
+    double knob_candidate_s() const {
+        return knob_measured_ > 0 ? knob_measure_s_ / knob_measured_
+               : measured_ > 0    ? measure_s_ / measured_
+                                  : 2.0;
+    }
+
     // How long an autoscheduled twin's timing may run: ten times a knob
     // candidate's, at least 30 s. A twin that materializes the T x S scores
     // (Mullapudi2016 on long_4096, 0.03x the hand schedule on BERT shapes)
@@ -1336,7 +1342,7 @@ private:
         }
         done = std::max(0, done - 1);  // the hand default is not a candidate
         const double elapsed = seconds_since(start_), left = std::max(0.0, budget_s_ - elapsed);
-        const double cycle = (measured_ > 0 ? measure_s_ / measured_ : 2.0) +
+        const double cycle = knob_candidate_s() +
                              (compiled_ > 0 ? compile_s_ / compiled_ / std::max(1, o_.jobs) : 5.0);
         const int total = done + static_cast<int>(left / cycle);
         progress_.update(job_->label, done, std::max(total, done), best_, left);
