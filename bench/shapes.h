@@ -10,9 +10,9 @@
 namespace mhac::bench {
 
 struct BenchShape {
-    const char *name;   // the last part of the benchmark name: mha/<variant name>/<name>
-    const char *model;  // where the sizes come from
-    int64_t batch, queries, keys;                          // B, T, S
+    const char *name;              // the last part of the benchmark name: mha/<variant name>/<name>
+    const char *model;             // where the sizes come from
+    int64_t batch, queries, keys;  // B, T, S
     int64_t query_features, key_features, value_features;  // Eq, Ek, Ev
     int64_t num_heads, key_dim, value_dim;                 // N, H, Hv
     int64_t output_features;                               // O
@@ -37,6 +37,7 @@ inline constexpr BenchShape kShapes[] = {
     {"bert_base_prefill_b1", "BERT-base encoder layer, seq 128",      1, 128, 128, 768, 768, 768, 12, 64, 64, 768},
     {"bert_base_prefill_b8", "BERT-base encoder layer, seq 128, B=8", 8, 128, 128, 768, 768, 768, 12, 64, 64, 768},
     {"bert_base_decode",     "BERT-base sizes, one query, 512 ctx",   1, 1,   512, 768, 768, 768, 12, 64, 64, 768},
+    {"bert_base_decode_2048", "BERT-base sizes, one query, 2048 ctx",  1, 1,   2048, 768, 768, 768, 12, 64, 64, 768},
     {"vit_base",             "ViT-B/16 at 224x224 (196 patches+CLS)", 1, 197, 197, 768, 768, 768, 12, 64, 64, 768},
     {"bert_base_seq512",     "BERT-base encoder layer, seq 512",      1, 512, 512, 768, 768, 768, 12, 64, 64, 768},
     {"long_4096",            "long context, E=512 N=8, seq 4096",     1, 4096, 4096, 512, 512, 512, 8, 64, 64, 512},

@@ -29,9 +29,10 @@ constexpr float kPaddedKeyLogit = -FLT_MAX;
 // 27 vector instructions against these 19. Below -87.3 (2^k would leave the
 // normal range) the result is 0, as exp's underflow is.
 Expr exp_nonpositive(const Expr &x) {
+    const float underflow = -87.3f;           // 2^k below this leaves float's normal range
     const float ln2_hi = 0.693145751953125f;  // 16 bits: k * ln2_hi is exact
     const float ln2_lo = 1.428606765330187e-06f;
-    Expr xc = max(x, -87.3f);
+    Expr xc = max(x, underflow);
     // Truncation of y - 0.5 rounds y <= 0 to nearest (ties up).
     Expr k = cast<int>(xc * 1.44269504f - 0.5f);
     Expr kf = cast<float>(k);
@@ -41,7 +42,7 @@ Expr exp_nonpositive(const Expr &x) {
     Expr p = coeff[0];
     for (size_t i = 1; i < sizeof(coeff) / sizeof(coeff[0]); i++) p = p * r + coeff[i];
     Expr scale = reinterpret<float>((k + 127) << 23);
-    return select(x < -87.3f, 0.0f, p * scale);
+    return select(x < underflow, 0.0f, p * scale);
 }
 }  // namespace
 

@@ -28,6 +28,7 @@
 //   49.6; the generic kernel at 1.0-1.1x the bert_base row on those shapes.
 //   T = S = 8192 (E=512, N=8) peaks at 153 MB RSS in `mhac bench`.
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -191,34 +192,43 @@ void tile_accumulators(Func acc, const RVar &e, const LoopLevel &at, const CpuKn
     }
 }
 
+// The multiply-adds that decide whether a GEMM's loop wakes the thread pool:
+// `tiles` for gemm_rows tiles, `short_tiles` (the whole GEMM's) for the
+// shorter tiles of fewer rows. nullopt: the GEMM always runs serially (it
+// is inside a parallel loop already).
+struct GemmWork {
+    Expr tiles, short_tiles;
+};
+using GemmParallelism = std::optional<GemmWork>;
+
 // The specializations of a register-tiled GEMM loop, most specific first:
-// gemm_rows tiles (in parallel once `work` is worth it), then for fewer rows
-// gemm_rows_short tiles and single rows, in parallel once `short_work` (the
-// whole GEMM's) is. `tile(stage, rows_per_tile, parallel)` schedules one.
+// gemm_rows tiles (in parallel once their work is worth it), then for fewer
+// rows gemm_rows_short tiles and single rows, in parallel once the short
+// tiles' work is. `tile(stage, rows_per_tile, parallel)` schedules one.
 template <typename Tile>
-void specialize_tiles(Stage out, const Expr &rows, const Expr &work, const Expr &short_work,
-                      const CpuKnobs &k, bool allow_parallel, const Tile &tile) {
+void specialize_tiles(Stage out, const Expr &rows, const GemmParallelism &parallel,
+                      const CpuKnobs &k, const Tile &tile) {
     const int R = k.gemm_rows, Rs = k.gemm_rows_short;
-    if (allow_parallel) tile(out.specialize(rows >= R && worth_parallel(work, k)), R, true);
+    if (parallel) tile(out.specialize(rows >= R && worth_parallel(parallel->tiles, k)), R, true);
     tile(out.specialize(rows >= R), R, false);
-    const Expr short_parallel = worth_parallel(short_work, k);
+    const Expr short_parallel = parallel ? worth_parallel(parallel->short_tiles, k) : Expr(false);
     if (Rs > 1) {
-        if (allow_parallel) tile(out.specialize(rows >= Rs && short_parallel), Rs, true);
+        if (parallel) tile(out.specialize(rows >= Rs && short_parallel), Rs, true);
         tile(out.specialize(rows >= Rs), Rs, false);
     }
-    if (allow_parallel) tile(out.specialize(short_parallel), 1, true);
+    if (parallel) tile(out.specialize(short_parallel), 1, true);
     tile(out, 1, false);
 }
 
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
 // acc reduces over p.r: a gemm_tile_width x gemm_rows tile of accumulators.
 // Every row block streams past one weight panel (the panel stays in cache),
-// panels in parallel once `work` reaches parallel_min_work. Shapes with fewer
-// rows than a tile run shorter tiles, in parallel once `short_work` (the
-// whole GEMM's multiply-adds) does: a decode step's 1-row projection is a
+// panels in parallel once the tiles' work reaches parallel_min_work. Shapes
+// with fewer rows than a tile run shorter tiles, in parallel once the whole
+// GEMM's multiply-adds do: a decode step's 1-row projection is a
 // memory-bound GEMV that a second core's bandwidth speeds up.
-void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &work,
-                   const Expr &short_work, const CpuKnobs &k, bool allow_parallel) {
+void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const GemmParallelism &parallel,
+                   const CpuKnobs &k) {
     Var j = arg(out, 0), m = arg(out, 1);
     Var jo("jo"), ji("ji"), mo("mo"), mi("mi"), mb("mb"), mt("mt");
     const int R = k.gemm_rows;
@@ -248,7 +258,7 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const Expr &wo
         s.vectorize(ji, k.vector).unroll(mi);
         if (parallel) s.parallel(jo);
     };
-    specialize_tiles(out, rows, work, short_work, k, allow_parallel, tile);
+    specialize_tiles(out, rows, parallel, k, tile);
 
     RVar e = p.r.x;
     if (k.gemm_k_block > 0) {
@@ -283,7 +293,7 @@ void cpu_schedule_projection(ProjectionPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target, p.knobs);
     Expr rows = p.output.output_buffer().dim(1).extent();
     Expr work = work_of({rows, p.output.output_buffer().dim(0).extent(), p.proj.r.x.extent()});
-    schedule_gemm(p.output, p.proj, rows, work, work, k, true);
+    schedule_gemm(p.output, p.proj, rows, GemmWork{work, work}, k);
 }
 
 void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
@@ -472,7 +482,7 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
         proj.out.compute_root().align_bounds(arg(proj.out, 0), gemm_tile_width(k));
         Expr work = work_of({rows, batch, proj.r.x.extent(), gemm_tile_width(k)});
         Expr total = work_of({rows, batch, proj.r.x.extent(), p.heads, head_dim});
-        schedule_gemm(proj.out, proj, rows * batch, work, total, k, true);
+        schedule_gemm(proj.out, proj, rows * batch, GemmWork{work, total}, k);
     };
     project_root(p.q_proj, queries, p.key_dim);
     // K projected a key block and head at a time, just before that block is
@@ -500,28 +510,33 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // reads a tile of keys as vectors, V so P.V streams one tile of columns.
     // A copy, so in parallel from an eighth of parallel_min_work elements
     // (as the softmax): B=1 T=128 staged its 2 x 98K elements serially,
-    // 3% of a 2-thread call.
+    // 3% of a 2-thread call. With K projected inside the copy's loop, the
+    // projection's multiply-adds count too.
     Var k_blocks("k_blocks");
     auto stage_blocked = [&](Func f, TailStrategy vector_tail, const Expr &head_dim,
-                             const Var &blocks) {
+                             const Var &blocks, const Expr &projected_features) {
         f.compute_root()
             .fuse(arg(f, 3), arg(f, 4), blocks)
             .fuse(blocks, arg(f, 5), blocks)
             .vectorize(arg(f, 0), k.vector, vector_tail);
         Expr elements = work_of({a.keys_read, batch, p.heads, head_dim});
-        f.specialize(elements >= k.parallel_min_work / 8).parallel(blocks);
+        Expr worth_it = elements >= k.parallel_min_work / 8;
+        if (projected_features.defined())
+            worth_it = worth_it || worth_parallel(elements * projected_features, k);
+        f.specialize(worth_it).parallel(blocks);
     };
     // Key blocks are whole vectors; Hv need not be.
-    stage_blocked(a.k_blocked, TailStrategy::Auto, p.key_dim, k_blocks);
+    stage_blocked(a.k_blocked, TailStrategy::Auto, p.key_dim, k_blocks,
+                  k_at_blocks ? p.k_proj.r.x.extent() : Expr());
     if (k_at_blocks) {
         // Row tiles must fit the shortest block (the last one), or they would
         // shift to rows before it; serial, inside the staging's parallel loop.
         Expr shortest = min(a.block, a.keys_read - (a.num_blocks - 1) * a.block);
         p.k_proj.out.compute_at(a.k_blocked, k_blocks);
-        schedule_gemm(p.k_proj.out, p.k_proj, shortest, Expr(0), Expr(0), k, false);
+        schedule_gemm(p.k_proj.out, p.k_proj, shortest, std::nullopt, k);
     }
     if (k.v_staging) {
-        stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim, Var("v_blocks"));
+        stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim, Var("v_blocks"), Expr());
     } else {
         a.v_blocked.compute_inline();
     }
@@ -575,9 +590,10 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).
     auto tile_rows = [&](Stage st) {
-        specialize_tiles(st, queries, work,
-                         work_of({queries, batch, out_features, p.o_proj.r.x.extent()}), k, true,
-                         [&](Stage s, int rows, bool parallel) { tile_out(s, rows, parallel); });
+        specialize_tiles(
+            st, queries,
+            GemmWork{work, work_of({queries, batch, out_features, p.o_proj.r.x.extent()})}, k,
+            [&](Stage s, int rows, bool parallel) { tile_out(s, rows, parallel); });
     };
     // Calls with at least a key block of keys get a branch where every block
     // is key_block long, so the attention core's loops keep constant extents.
