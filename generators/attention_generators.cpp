@@ -270,6 +270,7 @@ public:
     GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
     GeneratorParam<int> v_staging{"v_staging", -1};
     GeneratorParam<int> attn_k_unroll{"attn_k_unroll", 0};
+    GeneratorParam<int> absorb_kv{"absorb_kv", -1};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -314,7 +315,7 @@ public:
         p_.knobs = knobs_for_this_target(
             tuned, get_target(),
             {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll,
-             gemm_panels, gemm_row_block, v_staging, attn_k_unroll});
+             gemm_panels, gemm_row_block, v_staging, attn_k_unroll, absorb_kv});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).
@@ -322,19 +323,29 @@ public:
         Expr keys_read = fused_keys_read(kind, keys, queries, blocking.trim_keys);
         p_.q_proj = project(flatten_rows(query, queries, query.dim(2).extent(), "query_rows"), eq,
                             query_kernel, bq, use_bias, 1, "query_proj");
-        p_.k_proj = project(flatten_rows(key, keys_read, key.dim(2).extent(), "key_rows"), ek,
-                            key_kernel, bk, use_bias, 1, "key_proj");
-        p_.v_proj = project(flatten_rows(value, keys_read, value.dim(2).extent(), "value_rows"), ev,
-                            value_kernel, bv, use_bias, 1, "value_proj");
         p_.q = split_heads(p_.q_proj.out, h_dim, queries);
-        p_.k = split_heads(p_.k_proj.out, h_dim, keys_read);
-        p_.v = split_heads(p_.v_proj.out, hv_dim, keys_read);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.attn =
-            flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim, scale, queries,
-                            blocking.key_block, blocking.vector_tile, blocking.trim_keys);
-        p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
+        p_.absorbed_path = p_.knobs.absorb_kv == 1;
+        if (p_.absorbed_path) {
+            if (get_target().has_gpu_feature())
+                throw CompileError("absorb_kv=1 has no GPU schedule");
+            p_.absorbed =
+                absorbed_attention(p_.q, key, value, key_kernel, value_kernel, bv, use_bias,
+                                   p_.allowed, kind, keys, h_dim, hv_dim, ek, ev, scale);
+            p_.context_flat = flatten_heads(p_.absorbed.context, hv_dim);
+        } else {
+            p_.k_proj = project(flatten_rows(key, keys_read, key.dim(2).extent(), "key_rows"), ek,
+                                key_kernel, bk, use_bias, 1, "key_proj");
+            p_.v_proj = project(flatten_rows(value, keys_read, value.dim(2).extent(), "value_rows"),
+                                ev, value_kernel, bv, use_bias, 1, "value_proj");
+            p_.k = split_heads(p_.k_proj.out, h_dim, keys_read);
+            p_.v = split_heads(p_.v_proj.out, hv_dim, keys_read);
+            p_.attn = flash_attention(p_.q, p_.k, p_.v, p_.allowed, kind, keys, h_dim, hv_dim,
+                                      scale, queries, blocking.key_block, blocking.vector_tile,
+                                      blocking.trim_keys);
+            p_.context_flat = flatten_heads(p_.attn.context, hv_dim);
+        }
         p_.o_proj = project(p_.context_flat, heads * hv_dim, output_kernel, output_bias, use_bias,
                             2, "output_proj");
         Var o("o"), t("t"), b("b");

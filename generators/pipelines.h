@@ -49,6 +49,10 @@ struct FusedPipeline {
     Halide::Func q, k, v;  // split into heads: (h, n, t|s, b)
     Halide::Func allowed;
     gen::FlashAttention attn;
+    // absorb_kv=1: the attention with K and V folded into the query side
+    // instead (attn, k_proj, v_proj, k and v are then unused).
+    gen::AbsorbedAttention absorbed;
+    bool absorbed_path = false;
     Halide::Func q_bias, k_bias, v_bias;  // (j): the [N, H] biases flattened
     Halide::Func context_flat;
     Halide::Func output;  // (o, t, b)

@@ -227,6 +227,40 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
     return f;
 }
 
+AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func &value,
+                                     const Func &key_kernel, const Func &value_kernel,
+                                     const Func &value_bias, bool use_bias, const Func &allowed,
+                                     MaskKind kind, const Expr &keys, const Expr &key_dim,
+                                     const Expr &value_dim, const Expr &key_features,
+                                     const Expr &value_features, const Expr &scale) {
+    Var e("e"), s("s"), t("t"), n("n"), b("b"), g("g");
+    AbsorbedAttention a;
+    a.r_h = RDom(0, key_dim, "h");
+    a.r_ek = RDom(0, key_features, "ek");
+    a.r_s = RDom(0, keys, "sk");
+    a.r_ev = RDom(0, value_features, "ev");
+    Expr jk = n * key_dim + a.r_h;
+    a.folded_query(e, n, t, b) = 0.0f;
+    a.folded_query(e, n, t, b) +=
+        key_kernel(jk % kPanelWidth, e, jk / kPanelWidth) * q(a.r_h, n, t, b);
+    a.dot(s, t, n, b) = 0.0f;
+    a.dot(s, t, n, b) += key(a.r_ek, s, b) * a.folded_query(a.r_ek, n, t, b);
+    // The fused path's order: the dot product, then the scale.
+    a.logits(s, t, n, b) = a.dot(s, t, n, b) * scale;
+    a.softmax = masked_softmax(a.logits, allowed, kind, keys, KerasPath::fused);
+    a.pooled(e, n, t, b) = 0.0f;
+    // Columns clamped: a schedule may compute whole vectors of them.
+    a.pooled(e, n, t, b) +=
+        a.softmax.probs(a.r_s, t, n, b) * value(min(e, value_features - 1), a.r_s, b);
+    Expr jv = n * value_dim + g;
+    a.context_acc(g, n, t, b) = 0.0f;
+    a.context_acc(g, n, t, b) +=
+        value_kernel(jv % kPanelWidth, a.r_ev, jv / kPanelWidth) * a.pooled(a.r_ev, n, t, b);
+    a.context(g, n, t, b) =
+        use_bias ? a.context_acc(g, n, t, b) + value_bias(jv) : a.context_acc(g, n, t, b);
+    return a;
+}
+
 Func flatten_heads(const Func &context, const Expr &value_dim) {
     Var c("c"), t("t"), b("b");
     Func flat("context_flat");

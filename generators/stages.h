@@ -132,6 +132,36 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
 
 // Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
 // input layout of the output projection (Keras's [B, T, N, Hv] einsum).
+// Attention with the K and V projections folded into the query side, for a
+// few query rows against many keys (decode): logit(s) = key(s) . (W_k q) *
+// scale and context = W_v^T (sum_s p(s) value(s)) + b_v. Exact in real
+// arithmetic: the q . b_k left out is the same for every key of a row, which
+// softmax ignores, and the probabilities sum to 1, so b_v comes out whole.
+// Per key the work is E multiply-adds per head instead of the projections'
+// E x H, and no projected K or V exists. The logits of a row are stored
+// whole (T x S per head): for T = 1 that is linear in S.
+struct AbsorbedAttention {
+    Func folded_query{"folded_query"};  // (e, n, t, b): sum_h W_k(e, n H + h) q(h, n, t, b)
+    Func dot{"absorbed_dot"};           // (s, t, n, b): key(., s, b) . folded_query(., n, t, b)
+    Func logits{"absorbed_logits"};     // (s, t, n, b): dot * scale
+    MaskedSoftmax softmax;              // over all S keys
+    Func pooled{"pooled_value"};        // (e, n, t, b): sum_s probs(s, t, n, b) value(e, s, b)
+    Func context_acc{"absorbed_context_acc"};  // (g, n, t, b): sum_e W_v(e, n Hv + g) pooled
+    Func context{"context"};                   // (g, n, t, b): context_acc + b_v
+    RDom r_h;                                  // over the head dim
+    RDom r_ek;                                 // over the key features
+    RDom r_s;                                  // over the keys
+    RDom r_ev;                                 // over the value features
+};
+// `key_kernel` and `value_kernel` are packed (kPanelWidth columns per panel),
+// `value_bias` flat over n Hv + g.
+AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func &value,
+                                     const Func &key_kernel, const Func &value_kernel,
+                                     const Func &value_bias, bool use_bias, const Func &allowed,
+                                     MaskKind kind, const Expr &keys, const Expr &key_dim,
+                                     const Expr &value_dim, const Expr &key_features,
+                                     const Expr &value_features, const Expr &scale);
+
 Func flatten_heads(const Func &context, const Expr &value_dim);
 
 // in(e, r) = input(e, t, b) over flat rows r = t + rows * b (t < rows, b <

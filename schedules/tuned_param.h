@@ -29,6 +29,7 @@ struct KnobOverrides {
     int gemm_row_block = 0;   // input rows per pass over the weights (long row counts)
     int v_staging = -1;       // 1: V copied into key-block tiles; 0: read where projected
     int attn_k_unroll = 0;    // reduction steps unrolled in the attention's register tiles
+    int absorb_kv = -1;       // 1: K and V projections folded into the query (decode); else flash
 };
 
 struct KnobName {
@@ -44,7 +45,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_panels", &KnobOverrides::gemm_panels},
                                           {"gemm_row_block", &KnobOverrides::gemm_row_block},
                                           {"v_staging", &KnobOverrides::v_staging},
-                                          {"attn_k_unroll", &KnobOverrides::attn_k_unroll}};
+                                          {"attn_k_unroll", &KnobOverrides::attn_k_unroll},
+                                          {"absorb_kv", &KnobOverrides::absorb_kv}};
 
 }  // namespace mhac::sched
 

@@ -11,6 +11,7 @@
 
 #include "kernel_plan.h"
 #include "mhac/kernel_set_default_set.h"
+#include "tuned_db.h"
 
 namespace mhac::plan {
 namespace {
@@ -35,6 +36,12 @@ TEST(KernelPlan, MatchesTheCMakeExpansionOfTheDefaultTable) {
         for (const auto &k : c.projection) note(k.name);
         for (const auto &k : c.scores) note(k.name);
         note(c.combine.name);
+        // Bucket kernels a plan without the database has: those of buckets
+        // with default knobs (tuned::kBuckets).
+        for (size_t b = 0; b < c.num_fused_buckets; b++) {
+            const tuned::Bucket *bucket = tuned::find_bucket(c.fused_buckets[b].bucket);
+            if (bucket && *bucket->cpu_default_knobs) note(c.fused_buckets[b].kernel.name);
+        }
         if (c.is_generic()) continue;
         const ConfigSizes &z = c.sizes;
         ConfigRow row;
@@ -96,7 +103,7 @@ TEST(KernelPlan, RowsCarryPerStageGeneratorParameters) {
             EXPECT_FALSE(has_unroll) << k.name;
         }
     }
-    EXPECT_EQ(fused, 2);   // none, causal
+    EXPECT_EQ(fused, 4);   // none, causal, and their decode-bucket kernels
     EXPECT_EQ(scores, 2);  // both Keras paths
 }
 

@@ -1,14 +1,18 @@
 // The runtime's thread pool (runtime/src/thread_pool.h), through the hook
 // Halide's parallel loops call: every task runs exactly once, a task's
 // error comes back, loops nested in a task and loops started by several
-// caller threads at once all complete, and the workers do take tasks. The
-// TSan build runs this file (docs/sanitizers.md).
+// caller threads at once all complete, the workers do take tasks, also in
+// a forked child. The TSan build runs this file (docs/sanitizers.md).
 #include "thread_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -100,10 +104,10 @@ TEST(ThreadPool, ConcurrentCallers) {
     EXPECT_EQ(bad.load(), 0);
 }
 
-TEST(ThreadPool, WorkersTakeTasks) {
-    if (detail::pool_threads() < 2)
-        GTEST_SKIP() << "one thread (HL_NUM_THREADS or the CPUs allowed)";
-    // Tasks long enough that a sleeping worker wakes before they run out.
+// How many threads ran the tasks of up to five loops of 200 tasks, each
+// long enough that a sleeping worker wakes before they run out; -1 when a
+// loop returned an error.
+int threads_taking_tasks() {
     struct Seen {
         std::mutex mutex;
         std::set<std::thread::id> threads;
@@ -116,9 +120,54 @@ TEST(ThreadPool, WorkersTakeTasks) {
         return 0;
     };
     for (int attempt = 0; attempt < 5 && seen.threads.size() < 2; attempt++) {
-        ASSERT_EQ(pool_do_par_for(nullptr, task, 0, 200, reinterpret_cast<uint8_t *>(&seen)), 0);
+        if (pool_do_par_for(nullptr, task, 0, 200, reinterpret_cast<uint8_t *>(&seen)) != 0)
+            return -1;
     }
-    EXPECT_GE(seen.threads.size(), 2u);
+    return static_cast<int>(seen.threads.size());
+}
+
+TEST(ThreadPool, WorkersTakeTasks) {
+    if (detail::pool_threads() < 2)
+        GTEST_SKIP() << "one thread (HL_NUM_THREADS or the CPUs allowed)";
+    EXPECT_GE(threads_taking_tasks(), 2);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define MHAC_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MHAC_TSAN 1
+#endif
+#endif
+
+TEST(ThreadPool, ForkedChildHasWorkers) {
+#ifdef MHAC_TSAN
+    GTEST_SKIP() << "ThreadSanitizer stops a forked child that starts threads (die_after_fork)";
+#endif
+    if (detail::pool_threads() < 2)
+        GTEST_SKIP() << "one thread (HL_NUM_THREADS or the CPUs allowed)";
+    // The parent's pool exists, its workers idle (spinning or asleep).
+    Counts warm(0, 64);
+    ASSERT_EQ(run(warm), 0);
+    std::fflush(nullptr);
+    const pid_t child = fork();
+    ASSERT_GE(child, 0) << "fork failed";
+    if (child == 0) {
+        // The child reports by exit status; a hang ends it by SIGALRM.
+        alarm(60);
+        Counts c(0, 1000);
+        if (run(c) != 0 || !c.each_once()) _exit(2);
+        _exit(threads_taking_tasks() >= 2 ? 0 : 3);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status))
+        << "the child was killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    EXPECT_NE(WEXITSTATUS(status), 2) << "a loop in the child lost or repeated a task";
+    EXPECT_NE(WEXITSTATUS(status), 3) << "the child's loops ran on one thread";
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    // The parent's pool still works.
+    EXPECT_GE(threads_taking_tasks(), 2);
 }
 
 }  // namespace

@@ -321,9 +321,12 @@ TEST(TunedPlan, MatchingEntryGivesTheKernelItsKnobs) {
         "avx2-f16c-fma: key_block=64,query_block=32 (2026-05-01, 1.25x); sse41: hand defaults");
     EXPECT_THAT(p.registry_source,
                 HasSubstr("mha_fused_f32_tiny_none, \"avx2-f16c-fma: key_block"));
-    // No other kernel is touched.
+    // No other kernel is touched, but for the decode bucket's (it takes the
+    // all entry where it has none of its own).
     for (const auto &other : p.kernels) {
-        if (other.name != k.name) {
+        if (other.name == k.name + "_decode") {
+            EXPECT_EQ(tuned_param_of(other), tuned_param_of(k));
+        } else if (other.name != k.name) {
             EXPECT_EQ(tuned_param_of(other), "") << other.name;
         }
     }
@@ -401,14 +404,46 @@ TEST(TunedPlan, BucketWithOtherKnobsGetsAKernelOfItsOwn) {
     EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_causal_decode"), nullptr);
 }
 
+bool has_param(const plan::PlannedKernel &k, const std::string &param) {
+    return std::find(k.params.begin(), k.params.end(), param) != k.params.end();
+}
+
+TEST(TunedPlan, DecodeBucketFoldsKAndVByDefaultOnCpus) {
+    // Without any entry, a CPU set's fused kernels get a decode-bucket kernel
+    // with the bucket's default knobs (tuned::kBuckets); other buckets none.
+    Database db;
+    const plan::KernelPlan p = plan_tiny(db);
+    const plan::PlannedKernel *decode = kernel_named(p, "mha_fused_f32_tiny_none_decode");
+    ASSERT_NE(decode, nullptr);
+    EXPECT_TRUE(has_param(*decode, "absorb_kv=1"));
+    EXPECT_EQ(tuned_param_of(*decode), "");
+    EXPECT_FALSE(has_param(fused_tiny(p), "absorb_kv=1"));
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
+    EXPECT_THAT(p.registry_source, HasSubstr("{MaskKind::none, \"decode\", 1, 1, 1, 0, "
+                                             "{\"mha_fused_f32_tiny_none_decode\", "));
+    // A decode entry's knobs apply over the default (an entry may turn it off).
+    db.entries = {in_bucket(tiny_entry(kAvx2, {"absorb_kv=0", "key_block=64"}), "decode")};
+    const plan::KernelPlan tuned = plan_tiny(db);
+    decode = kernel_named(tuned, "mha_fused_f32_tiny_none_decode");
+    ASSERT_NE(decode, nullptr);
+    EXPECT_TRUE(has_param(*decode, "absorb_kv=1"));
+    EXPECT_EQ(tuned_param_of(*decode), "tuned=" + std::string(kAvx2) + ":absorb_kv:0,key_block:64");
+    // CUDA sets have no folded schedule: no default bucket kernel.
+    const plan::KernelPlan cuda = plan::plan_kernel_set(
+        "cuda_test", {"x86-64-linux-cuda-cuda_capability_80"}, {plan::parse_row(kTinyRow)});
+    for (const auto &k : cuda.kernels)
+        EXPECT_EQ(k.name.find("_decode"), std::string::npos) << k.name;
+}
+
 TEST(TunedPlan, BucketWithTheSameKnobsAsAllGetsNoKernel) {
+    // (short: a bucket without default knobs)
     Database db;
     db.entries = {tiny_entry(kAvx2, {"key_block=64"}),
-                  in_bucket(tiny_entry(kAvx2, {"key_block=64"}), "decode")};
+                  in_bucket(tiny_entry(kAvx2, {"key_block=64"}), "short")};
     const plan::KernelPlan p = plan_tiny(db);
     EXPECT_TRUE(p.warnings.empty());
-    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_decode"), nullptr);
-    EXPECT_THAT(p.registry_source, Not(HasSubstr("FusedBucket")));
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
+    EXPECT_THAT(p.registry_source, Not(HasSubstr("\"short\"")));
 }
 
 TEST(TunedPlan, BucketKernelFallsBackToAllPerLevel) {
@@ -425,7 +460,7 @@ TEST(TunedPlan, BucketKernelFallsBackToAllPerLevel) {
 
 TEST(TunedPlan, UnknownOrStaleBucketWarnsOnce) {
     Database db;
-    Entry stale = in_bucket(tiny_entry(kAvx2, {"key_block=128"}), "decode");
+    Entry stale = in_bucket(tiny_entry(kAvx2, {"key_block=128"}), "short");
     stale.source_hash = "ffffffffffffffff";
     db.entries = {in_bucket(tiny_entry(kAvx2, {"key_block=64"}), "sideways"), stale};
     const plan::KernelPlan p = plan_tiny(db);
@@ -433,7 +468,7 @@ TEST(TunedPlan, UnknownOrStaleBucketWarnsOnce) {
     EXPECT_THAT(p.warnings[0] + p.warnings[1], HasSubstr("unknown bucket"));
     EXPECT_THAT(p.warnings[0] + p.warnings[1], HasSubstr("stale"));
     EXPECT_EQ(tuned_param_of(fused_tiny(p)), "");
-    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_decode"), nullptr);
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
 }
 
 TEST(TunedPlan, DefaultsWinningIsRecordedWithoutKnobs) {

@@ -700,7 +700,9 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
               f"{', '.join(SHORT[p] for p in sorted(ISA_LEVELS[meta['isa']]['not_held']))} "
               "left out)"
               if meta.get("isa") else "") + ". "
-             "GFLOP/s counts multiply-adds as 2 over the four projections, QK^T and PV.")
+             "GFLOP/s counts multiply-adds as 2 over the four projections, QK^T and PV: the "
+             "layer's nominal work (mhac's decode kernels fold K and V into the query side and "
+             "do far less, so their rate can exceed the machine's peak).")
     L.append(f"- Agreement: every output against a float64 numpy reference of the same layer, "
              f"max |out - ref| / max |ref|; the bound is {TOLERANCE:g}.")
     L.append("")

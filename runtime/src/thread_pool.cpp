@@ -3,6 +3,9 @@
 #if defined(__linux__)
 #include <sched.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 
 #include <atomic>
 #include <chrono>
@@ -151,10 +154,48 @@ private:
     std::atomic<int> sleeping_{0};
 };
 
+// Workers are detached and a pool never destroyed: kernels may run until the
+// process exits.
+std::atomic<SpinPool *> current_pool{nullptr};
+
+std::mutex &pool_mutex() {
+    static std::mutex m;
+    return m;
+}
+
+#if defined(__unix__) || defined(__APPLE__)
+// A forked child has none of its parent's threads, and the parent's pool
+// state (a loop in flight, a worker inside one) is frozen in it: a child of
+// a process that had called a layer ran every loop on one thread, or could
+// wait for a worker that does not exist. The child starts a pool of its own
+// at its first parallel loop instead (the parent's is leaked there). The
+// mutex is held across fork() so no pool is half-created in the child.
+void before_fork() {
+    pool_mutex().lock();
+}
+void after_fork_in_parent() {
+    pool_mutex().unlock();
+}
+void after_fork_in_child() {
+    current_pool.store(nullptr, std::memory_order_relaxed);
+    pool_mutex().unlock();
+}
+#endif
+
 SpinPool *pool() {
-    // Workers are detached and the pool never destroyed: kernels may run
-    // until the process exits.
-    static SpinPool *p = pool_threads() > 1 ? new SpinPool(pool_threads() - 1) : nullptr;
+    if (SpinPool *p = current_pool.load(std::memory_order_acquire)) return p;
+    if (pool_threads() < 2) return nullptr;
+    std::lock_guard<std::mutex> lock(pool_mutex());
+#if defined(__unix__) || defined(__APPLE__)
+    static const bool fork_handlers =
+        pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
+    (void)fork_handlers;
+#endif
+    SpinPool *p = current_pool.load(std::memory_order_relaxed);
+    if (!p) {
+        p = new SpinPool(pool_threads() - 1);
+        current_pool.store(p, std::memory_order_release);
+    }
     return p;
 }
 

@@ -128,6 +128,9 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
                                     " is not 0 (in place) or 1 (staged)");
     if (set.v_staging >= 0) k.v_staging = set.v_staging == 1;
     if (set.attn_k_unroll > 0) k.attn_k_unroll = set.attn_k_unroll;
+    if (set.absorb_kv > 1)
+        throw std::invalid_argument("absorb_kv=" + std::to_string(set.absorb_kv) +
+                                    " is not 0 (flash attention) or 1 (folded K and V)");
     if (k.gemm_row_block < k.gemm_rows)
         throw std::invalid_argument("gemm_row_block=" + std::to_string(k.gemm_row_block) +
                                     " is below gemm_rows=" + std::to_string(k.gemm_rows));
@@ -463,8 +466,132 @@ int cpu_vector_tile(const Target &target, int key_block) {
     return key_block % tile == 0 ? tile : key_block;
 }
 
+// The absorbed attention (absorb_kv=1, a few query rows against many keys):
+// every stage at root, each a pass over its inputs. The key and value rows
+// stream once each (the logits pass, the pooling pass), in parallel over
+// keys and over value columns; the heads sit in registers beside them.
+void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
+    gen::AbsorbedAttention &a = p.absorbed;
+    Func out = p.output;
+    Expr queries = out.output_buffer().dim(1).extent();
+    Expr batch = out.output_buffer().dim(2).extent();
+    const int V = k.vector;
+    const bool static_heads = p.static_heads > 0 && p.static_heads <= 16;
+
+    // Q: a GEMM over the batch's rows, as on the flash path.
+    Expr q_rows = queries * batch;
+    p.q_proj.out.compute_root().align_bounds(arg(p.q_proj.out, 0), gemm_tile_width(k));
+    Expr q_work = work_of({q_rows, p.q_proj.r.x.extent(), p.heads, p.key_dim});
+    schedule_gemm(p.q_proj.out, p.q_proj, q_rows, GemmWork{q_work, q_work}, k);
+    if (p.static_key_dim == 0) p.q_bias.compute_root();
+
+    // W_k q: per key feature a dot product over the head dim, read along a
+    // row of the packed kernel (contiguous within a panel) as vector lanes.
+    {
+        Func f = a.folded_query;
+        Var e = arg(f, 0), lane("lane");
+        RVar ho("ho"), hi("hi");
+        Func partial =
+            f.update().split(a.r_h.x, ho, hi, V, TailStrategy::GuardWithIf).rfactor(hi, lane);
+        f.compute_root();
+        partial.compute_at(f, e).vectorize(lane);
+        partial.update().reorder(lane, ho).vectorize(lane);
+    }
+
+    // Logits: per key, the key row against every head's folded query, the
+    // reduction over key features as vector lanes (one accumulator vector
+    // per head), keys in parallel.
+    {
+        Func lg = a.logits;
+        Var s = arg(lg, 0), t = arg(lg, 1), n = arg(lg, 2), b = arg(lg, 3), so("so"), si("si");
+        // Query rows outermost: one key's partial sums are then a fixed
+        // block (heads x a vector) the registers hold, not a per-key buffer.
+        lg.compute_root().reorder(n, s, t, b);
+        Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ek.x.extent()});
+        lg.split(s, so, si, 64, TailStrategy::GuardWithIf);
+        lg.specialize(worth_parallel(work, k)).parallel(so);
+        Func d = a.dot;
+        Var lane("lane");
+        RVar eo("eo"), ei("ei");
+        Func partial =
+            d.update().split(a.r_ek.x, eo, ei, V, TailStrategy::GuardWithIf).rfactor(ei, lane);
+        d.compute_at(lg, si);
+        std::vector<Var> storage{lane};
+        for (const Var &v : partial.args())
+            if (v.name() != lane.name()) storage.push_back(v);
+        partial.compute_at(lg, si).reorder_storage(storage).vectorize(lane);
+        Stage pu = partial.update();
+        pu.reorder(lane, arg(partial, 2), eo).vectorize(lane);
+        if (static_heads) {
+            partial.bound(arg(partial, 2), 0, p.static_heads).unroll(arg(partial, 2));
+            pu.unroll(arg(partial, 2));
+        }
+    }
+
+    // Softmax over each row's S logits.
+    {
+        gen::MaskedSoftmax &sm = a.softmax;
+        Func pr = sm.probs;
+        Var s = arg(pr, 0), t = arg(pr, 1), n = arg(pr, 2), b = arg(pr, 3), rows("rows");
+        pr.compute_root()
+            .fuse(t, n, rows)
+            .fuse(rows, b, rows)
+            .vectorize(s, V, TailStrategy::GuardWithIf);
+        sm.row_max.compute_at(pr, rows);
+        sm.row_sum.compute_at(pr, rows);
+        sm.exp_shifted.compute_at(pr, rows).vectorize(arg(sm.exp_shifted, 0), V,
+                                                      TailStrategy::GuardWithIf);
+    }
+
+    // Pooled values: a vector of value columns x every head in registers,
+    // the reduction over keys inside; column tiles in parallel.
+    {
+        Func pl = a.pooled;
+        Var e = arg(pl, 0), n = arg(pl, 1), t = arg(pl, 2), b = arg(pl, 3), eo("eo"), ei("ei");
+        Func tiles = pl.in();
+        tiles.compute_root()
+            .split(e, eo, ei, V, TailStrategy::GuardWithIf)
+            .reorder(ei, n, eo, t, b)
+            .vectorize(ei);
+        Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ev.x.extent()});
+        tiles.specialize(worth_parallel(work, k)).parallel(eo);
+        pl.compute_at(tiles, eo).bound_extent(e, V).vectorize(e);
+        Stage pu = pl.update();
+        pu.reorder(e, n, a.r_s.x).vectorize(e);
+        if (static_heads) {
+            tiles.bound(n, 0, p.static_heads).unroll(n);
+            pl.unroll(n);
+            pu.unroll(n);
+        }
+    }
+
+    // W_v^T pooled: per head, a row of value columns accumulated over the
+    // value features, read along the packed kernel's panel rows.
+    {
+        Func c = a.context;
+        Var g = arg(c, 0), n = arg(c, 1);
+        c.compute_root().vectorize(g, V, TailStrategy::GuardWithIf);
+        a.context_acc.compute_at(c, n).vectorize(arg(a.context_acc, 0), V,
+                                                 TailStrategy::GuardWithIf);
+        a.context_acc.update()
+            .reorder(arg(a.context_acc, 0), a.r_ev.x)
+            .vectorize(arg(a.context_acc, 0), V, TailStrategy::GuardWithIf);
+        if (p.static_value_dim == 0) {
+            p.v_bias.compute_root();
+            p.context_flat.compute_root().vectorize(arg(p.context_flat, 0), V,
+                                                    TailStrategy::GuardWithIf);
+        }
+    }
+
+    // The output projection: a GEMM over the queries (one row at decode).
+    Expr o_work =
+        work_of({queries, batch, out.output_buffer().dim(0).extent(), p.o_proj.r.x.extent()});
+    schedule_gemm(out, p.o_proj, queries, GemmWork{o_work, o_work}, k);
+}
+
 void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target, p.knobs);
+    if (p.absorbed_path) return schedule_absorbed(p, k);
     Func out = p.output;
     Var o = arg(out, 0), t = arg(out, 1), b = arg(out, 2);
     Expr queries = out.output_buffer().dim(1).extent();

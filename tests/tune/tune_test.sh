@@ -3,7 +3,7 @@
 # tuning: what it writes, that Ctrl-C keeps its measurements and --resume
 # does not repeat them, that a wrong candidate is never written, and that
 # bad options are clear errors. No time is checked.
-#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|generic|knobs|errors>
+#   tune_test.sh <mhac binary> <scratch dir> <case: smoke|resume|wrong|buckets|seeds|generic|knobs|twins|errors>
 set -u
 MHAC=$1 WORK=$2 CASE=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -130,6 +130,25 @@ knobs)
   (( $(grep -c '"candidate":"key_block=' "$journal") >= 2 )) || fail "fewer than two key_block candidates"
   echo "knobs: ok"
   ;;
+twins)
+  # An autoscheduled twin whose timing outlasts --twin-cap is stopped and
+  # rejected as too slow, and the search goes on with knob candidates.
+  "$MHAC" tune --config tiny --masks none --shapes 1,16,16 --threads 1 --jobs 2 \
+    --seconds-per-shape 0.05 --autoschedulers Mullapudi2016 --twin-cap 0.05s \
+    --work-dir "$WORK/work" --db "$WORK/db" --budget 60s >"$WORK/log" 2>&1 ||
+    { cat "$WORK/log"; fail "exit status $?"; }
+  cat "$WORK/log"
+  grep -q "Mullapudi2016.*timing stopped after 0.050* s (--twin-cap): too slow to measure" \
+    "$WORK/log" || fail "the twin was not stopped at --twin-cap"
+  journal=$(ls "$WORK"/work/*/journal-*.jsonl | head -1)
+  twin_line=$(grep -n '"candidate":"as:Mullapudi2016"' "$journal" | head -1 | cut -d: -f1)
+  [[ -n "$twin_line" ]] || fail "no twin in the journal"
+  after=$(tail -n +"$((twin_line + 1))" "$journal" | grep -c '"autoscheduler":""')
+  (( after >= 1 )) || fail "no knob candidate was tried after the twin was stopped"
+  f=$(db_file) && [[ -n "$f" ]] || fail "no database file written"
+  grep -q '"autoscheduler"\|Mullapudi2016' "$f" && fail "the stopped twin reached the database"
+  echo "twins: ok"
+  ;;
 errors)
   expect() {  # expect <message regex> <args...>: exit 1 and the message
     local re=$1
@@ -141,6 +160,7 @@ errors)
   }
   expect "neither a row of the default table" --config no_such_row
   expect "not a duration" --config tiny --budget soon
+  expect "--twin-cap: 'soon' is not a duration" --config tiny --twin-cap soon
   expect "is not B,T,S" --config tiny --shapes 0,16,16
   expect "unknown shape" --config tiny --shapes huge
   expect "compiles no fused kernel for mask kind 'sideways'" --config tiny --masks sideways

@@ -103,7 +103,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_panels", {1, 2}},
             {"gemm_row_block", {64, 128, 256, 512, 1024}},
             {"v_staging", {0, 1}},
-            {"attn_k_unroll", {1, 2, 4}}};
+            {"attn_k_unroll", {1, 2, 4}},
+            {"absorb_kv", {0, 1}}};
 }
 
 // The range named `name` in `space`, or null.
@@ -449,20 +450,21 @@ struct Options {
     std::string work_dir;
     std::string shard;
     std::string autoschedulers = "Mullapudi2016,Li2018,Adams2019";
-    std::string knobs;  // the knobs searched, comma separated; empty: all
+    std::string knobs;     // the knobs searched, comma separated; empty: all
+    std::string twin_cap;  // empty: ten knob candidates' timings, at least 30 s
     int jobs = 0;
     bool resume = false;
     uint64_t seed = 1;
     double seconds_per_shape = 0.3;
 };
 
-double parse_duration(const std::string &text) {
+double parse_duration(const std::string &text, const std::string &option) {
     char *end = nullptr;
     const double v = std::strtod(text.c_str(), &end);
     const std::string unit = end ? end : "";
     const double scale = unit == "" || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : -1;
     if (!(v > 0) || scale < 0 || end == text.c_str()) {
-        throw Error("--budget: '" + text + "' is not a duration such as 90s, 20m or 1.5h");
+        throw Error(option + ": '" + text + "' is not a duration such as 90s, 20m or 1.5h");
     }
     return v * scale;
 }
@@ -566,7 +568,8 @@ public:
           target_(std::move(target)),
           threads_(std::move(threads)),
           start_(Clock::now()),
-          budget_s_(parse_duration(o_.budget)),
+          budget_s_(parse_duration(o_.budget, "--budget")),
+          twin_cap_option_s_(o_.twin_cap.empty() ? 0 : parse_duration(o_.twin_cap, "--twin-cap")),
           progress_(budget_s_, start_),
           generator_(generator_path()),
           generator_stamp_(stamp_of(generator_)),
@@ -631,6 +634,17 @@ private:
         base_ = &base;
         base.status = "measured";
         seeds_ = earlier_winners(job);
+        // The bucket's default knobs (the build's kernel for it without an
+        // entry) are a candidate too.
+        if (const tuned::Bucket *b = tuned::find_bucket(job.bucket)) {
+            Knobs d;
+            for (const std::string &kv : plan::split_list(b->cpu_default_knobs, ',')) {
+                const size_t eq = kv.find('=');
+                if (searched(kv.substr(0, eq))) d[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+            }
+            if (!d.empty() && std::find(seeds_.begin(), seeds_.end(), d) == seeds_.end())
+                seeds_.push_back(d);
+        }
         if (!seeds_.empty()) {
             std::string list;
             for (const Knobs &k : seeds_) list += (list.empty() ? "" : "; ") + knobs_text(k);
@@ -940,9 +954,12 @@ private:
 
     // The hand schedule needs shorter short tiles than full ones (with
     // gemm_rows_short >= gemm_rows its two splits collide and the generator
-    // fails); such settings are not proposed.
-    static bool valid(const Knobs &k) {
+    // fails), and folded K and V (absorb_kv=1) store T x S logits per head,
+    // linear in S only at decode: such settings are not proposed.
+    bool valid(const Knobs &k) const {
         auto rows = k.find("gemm_rows"), short_rows = k.find("gemm_rows_short");
+        auto absorb = k.find("absorb_kv");
+        if (absorb != k.end() && absorb->second == 1 && job_->bucket != "decode") return false;
         return rows == k.end() || short_rows == k.end() || short_rows->second < rows->second;
     }
 
@@ -1172,6 +1189,7 @@ private:
     // otherwise spent a whole 8-minute budget timing itself, and the search
     // measured no knob candidate at all.
     double twin_cap_s() const {
+        if (twin_cap_option_s_ > 0) return twin_cap_option_s_;
         const double knob_s = knob_measured_ > 0 ? knob_measure_s_ / knob_measured_ : 0;
         return std::max(30.0, 10 * knob_s);
     }
@@ -1230,8 +1248,10 @@ private:
                 if (cap_s > 0 && seconds_since(started) > cap_s) {
                     kill_process(pid);
                     c.status = "rejected";
-                    c.note = "timing stopped after " + fmt(cap_s) +
-                             " s (ten times a knob candidate's): too slow to measure";
+                    c.note =
+                        "timing stopped after " + fmt(cap_s) + " s (" +
+                        (twin_cap_option_s_ > 0 ? "--twin-cap" : "ten times a knob candidate's") +
+                        "): too slow to measure";
                     return false;
                 }
                 draw();
@@ -1371,6 +1391,7 @@ private:
     std::vector<int> threads_;
     Clock::time_point start_;
     double budget_s_;
+    double twin_cap_option_s_;  // --twin-cap; 0 when not given
     Progress progress_;
     std::string generator_;
     std::string generator_stamp_;  // size and time of the generator executable
@@ -1431,8 +1452,19 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
     const plan::KernelPlan plan = plan::plan_kernel_set("tune", {target}, rows);
     std::vector<KernelJob> jobs;
     const std::string prefix = kernel_symbol("fused", row.name + "_", 0);
+    auto bucket_kernel = [](const std::string &name) {
+        for (const tuned::Bucket &b : tuned::kBuckets) {
+            const std::string tail = std::string("_") + b.name;
+            if (name.size() > tail.size() &&
+                name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+                return true;
+        }
+        return false;
+    };
     for (const plan::PlannedKernel &k : plan.kernels) {
-        if (k.generator != "mhac_fused" || k.name.rfind(prefix, 0) != 0) continue;
+        // A bucket's kernel is tuned as its row kernel's --buckets job.
+        if (k.generator != "mhac_fused" || k.name.rfind(prefix, 0) != 0 || bucket_kernel(k.name))
+            continue;
         KernelJob j;
         j.planned = k;
         j.structural = tuned::kernel_key_params(k.params);
@@ -1540,6 +1572,10 @@ int tune_command(int argc, char **argv) {
                    "timing per shape and candidate (each kernel gets half)")
         ->capture_default_str();
     app.add_option("--seed", o.seed, "random search seed")->capture_default_str();
+    app.add_option("--twin-cap", o.twin_cap,
+                   "how long an autoscheduled twin's timing may run before it is stopped and "
+                   "rejected as too slow (90s, 2m); default: ten times a knob candidate's, at "
+                   "least 30 s");
     try {
         std::vector<std::string> args(argv, argv + argc);
         std::reverse(args.begin(), args.end());

@@ -93,6 +93,7 @@ public:
     }
     std::vector<PlannedKernel> &kernels() { return kernels_; }
     std::vector<std::string> &warnings() { return warnings_; }
+    bool cpu() const { return plan_.compute_capability == 0; }
 
     // Whether `bucket`'s entries give the kernel other knobs than its "all"
     // entries (then it gets a kernel of its own). Warns about that bucket's
@@ -218,13 +219,18 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels, std::string *bucke
         const std::string stem = c.name + "_" + mask;
         fused << kernels.add("fused", stem, "mhac_fused", params);
         for (const tuned::Bucket &b : tuned::kBuckets) {
-            if (!kernels.bucket_differs(kernel_symbol("fused", stem, 0), "mhac_fused", params,
-                                        b.name)) {
-                continue;
+            std::vector<std::string> bucket_params = params;
+            if (kernels.cpu()) {
+                for (const std::string &knob : split_list(b.cpu_default_knobs, ','))
+                    bucket_params.push_back(knob);
             }
+            const bool differs = kernels.bucket_differs(kernel_symbol("fused", stem, 0),
+                                                        "mhac_fused", params, b.name);
+            if (!differs && bucket_params == params) continue;
             buckets << "    {MaskKind::" << mask << ", \"" << b.name << "\", " << b.min_queries
                     << ", " << b.max_queries << ", " << b.min_keys << ", " << b.max_keys << ", "
-                    << kernels.add("fused", stem + "_" + b.name, "mhac_fused", params, b.name)
+                    << kernels.add("fused", stem + "_" + b.name, "mhac_fused", bucket_params,
+                                   b.name)
                     << "},\n";
             num_buckets++;
         }
