@@ -543,24 +543,33 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
                                                       TailStrategy::GuardWithIf);
     }
 
-    // Pooled values: a vector of value columns x every head in registers,
-    // the reduction over keys inside; column tiles in parallel.
+    // Pooled values: chunks of value columns in parallel; in a chunk, per
+    // block of keys, each vector of columns x every head in registers over
+    // the block's keys. The block's rows stay in cache while the chunk's
+    // vectors pass them (one vector per pass over all S rows touched a page
+    // per key and vector).
     {
+        const int chunk_vectors = 8, key_rows = 64;
         Func pl = a.pooled;
-        Var e = arg(pl, 0), n = arg(pl, 1), t = arg(pl, 2), b = arg(pl, 3), eo("eo"), ei("ei");
-        Func tiles = pl.in();
-        tiles.compute_root()
-            .split(e, eo, ei, V, TailStrategy::GuardWithIf)
+        Var e = arg(pl, 0), n = arg(pl, 1), t = arg(pl, 2), b = arg(pl, 3);
+        Var eo("eo"), ei("ei");
+        Func chunks = pl.in();
+        chunks.compute_root()
+            .split(e, eo, ei, chunk_vectors * V, TailStrategy::GuardWithIf)
             .reorder(ei, n, eo, t, b)
-            .vectorize(ei);
+            .vectorize(ei, V);
         Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ev.x.extent()});
-        tiles.specialize(worth_parallel(work, k)).parallel(eo);
-        pl.compute_at(tiles, eo).bound_extent(e, V).vectorize(e);
+        chunks.specialize(worth_parallel(work, k)).parallel(eo);
+        Var pv("pv"), pe("pe");
+        RVar so("so"), si("si");
+        pl.compute_at(chunks, eo).bound_extent(e, chunk_vectors * V).vectorize(e, V);
         Stage pu = pl.update();
-        pu.reorder(e, n, a.r_s.x).vectorize(e);
+        pu.split(e, pv, pe, V)
+            .split(a.r_s.x, so, si, key_rows, TailStrategy::GuardWithIf)
+            .reorder(pe, n, si, pv, so)
+            .vectorize(pe);
         if (static_heads) {
-            tiles.bound(n, 0, p.static_heads).unroll(n);
-            pl.unroll(n);
+            chunks.bound(n, 0, p.static_heads);
             pu.unroll(n);
         }
     }
