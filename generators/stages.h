@@ -154,7 +154,7 @@ struct AbsorbedAttention {
     RDom r_ev;                                 // over the value features
 };
 // `key_kernel` and `value_kernel` are packed (kPanelWidth columns per panel),
-// `value_bias` flat over n Hv + g.
+// `value_bias` flat over n Hv + g; `keys` are the keys read (fused_keys_read).
 AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func &value,
                                      const Func &key_kernel, const Func &value_kernel,
                                      const Func &value_bias, bool use_bias, const Func &allowed,
