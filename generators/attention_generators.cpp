@@ -326,8 +326,7 @@ public:
         p_.q = split_heads(p_.q_proj.out, h_dim, queries);
         p_.allowed = attention_allowed(kind, mask, mask.dim(1).extent(), mask.dim(2).extent(),
                                        mask.dim(3).extent());
-        p_.absorbed_path = p_.knobs.absorb_kv == 1;
-        if (p_.absorbed_path) {
+        if (p_.absorbed_path()) {
             if (get_target().has_gpu_feature())
                 throw CompileError("absorb_kv=1 has no GPU schedule");
             // A causal call reads no key past its last query (fused_keys_read).

@@ -52,7 +52,6 @@ struct FusedPipeline {
     // absorb_kv=1: the attention with K and V folded into the query side
     // instead (attn, k_proj, v_proj, k and v are then unused).
     gen::AbsorbedAttention absorbed;
-    bool absorbed_path = false;
     Halide::Func q_bias, k_bias, v_bias;  // (j): the [N, H] biases flattened
     Halide::Func context_flat;
     Halide::Func output;  // (o, t, b)
@@ -62,6 +61,8 @@ struct FusedPipeline {
     int static_value_dim = 0;
     Halide::Expr heads, key_dim, value_dim;  // N, H and Hv, constants or run-time extents
     KnobOverrides knobs;
+
+    bool absorbed_path() const { return knobs.absorb_kv == 1; }
 };
 
 // Implemented in schedules/schedules.cpp, which picks the family for

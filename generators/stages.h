@@ -130,8 +130,6 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
                                const Expr &value_dim, const Expr &scale, const Expr &queries,
                                int key_block, int vector_tile, bool trim_keys);
 
-// Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
-// input layout of the output projection (Keras's [B, T, N, Hv] einsum).
 // Attention with the K and V projections folded into the query side, for a
 // few query rows against many keys (decode): logit(s) = key(s) . (W_k q) *
 // scale and context = W_v^T (sum_s p(s) value(s)) + b_v. Exact in real
@@ -162,6 +160,8 @@ AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func 
                                      const Expr &value_dim, const Expr &key_features,
                                      const Expr &value_features, const Expr &scale);
 
+// Flattens context(g, n, t, b) into (c, t, b), c = n * value_dim + g: the
+// input layout of the output projection (Keras's [B, T, N, Hv] einsum).
 Func flatten_heads(const Func &context, const Expr &value_dim);
 
 // in(e, r) = input(e, t, b) over flat rows r = t + rows * b (t < rows, b <

@@ -175,6 +175,25 @@ Expr work_of(std::initializer_list<Expr> extents) {
     return w;
 }
 
+// Stores an rfactor'd partial with its new lane dimension (rfactor puts it
+// last) first, so one lane of partial results per point is one vector.
+void lanes_first(Func partial, const Var &lane) {
+    std::vector<Var> storage{lane};
+    for (const Var &v : partial.args())
+        if (v.name() != lane.name()) storage.push_back(v);
+    partial.reorder_storage(storage);
+}
+
+// Schedules a masked softmax's rows computed at `out`'s fused row loop
+// `rows` (its s loop vectorized): the row's max, exponentials and sum beside
+// it, once per row.
+void schedule_softmax_rows(gen::MaskedSoftmax &sm, Func out, const Var &rows, const CpuKnobs &k) {
+    sm.row_max.compute_at(out, rows);
+    sm.row_sum.compute_at(out, rows);
+    sm.exp_shifted.compute_at(out, rows).vectorize(arg(sm.exp_shifted, 0), k.vector,
+                                                   TailStrategy::GuardWithIf);
+}
+
 // A gemm_tile_width x (rows of `acc`'s region) tile of accumulators computed at
 // `at`, the reduction `e` inside (gemm_k_unroll steps per iteration): with
 // constant extents LLVM keeps them in registers. Shared by every GEMM of
@@ -325,11 +344,7 @@ void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
                          out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent()});
     out.fuse(t, n, rows).fuse(rows, b, rows).vectorize(s, k.vector, TailStrategy::GuardWithIf);
     out.specialize(work >= k.parallel_min_work / 8).parallel(rows);
-    gen::MaskedSoftmax sm = p.softmax;
-    sm.row_max.compute_at(out, rows);
-    sm.row_sum.compute_at(out, rows);
-    sm.exp_shifted.compute_at(out, rows).vectorize(arg(sm.exp_shifted, 0), k.vector,
-                                                   TailStrategy::GuardWithIf);
+    schedule_softmax_rows(p.softmax, out, rows, k);
 }
 
 void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
@@ -427,11 +442,8 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
         Var lane("lane");
         Func partial = f.update().split(a.r_si, ro, ri, k.vector).rfactor(ri, lane);
         f.compute_at(kblock);
-        // rfactor puts the new lane dim last; stored first it is one vector.
-        std::vector<Var> storage{lane};
-        for (const Var &v : partial.args())
-            if (v.name() != lane.name()) storage.push_back(v);
-        partial.compute_at(kblock).reorder_storage(storage).vectorize(lane);
+        lanes_first(partial, lane);
+        partial.compute_at(kblock).vectorize(lane);
         partial.update().reorder(lane, ro).vectorize(lane);
     };
     vector_reduce(a.block_max);
@@ -516,10 +528,8 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Func partial =
             d.update().split(a.r_ek.x, eo, ei, V, TailStrategy::GuardWithIf).rfactor(ei, lane);
         d.compute_at(lg, si);
-        std::vector<Var> storage{lane};
-        for (const Var &v : partial.args())
-            if (v.name() != lane.name()) storage.push_back(v);
-        partial.compute_at(lg, si).reorder_storage(storage).vectorize(lane);
+        lanes_first(partial, lane);
+        partial.compute_at(lg, si).vectorize(lane);
         Stage pu = partial.update();
         pu.reorder(lane, arg(partial, 2), eo).vectorize(lane);
         if (static_heads) {
@@ -537,10 +547,7 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
             .fuse(t, n, rows)
             .fuse(rows, b, rows)
             .vectorize(s, V, TailStrategy::GuardWithIf);
-        sm.row_max.compute_at(pr, rows);
-        sm.row_sum.compute_at(pr, rows);
-        sm.exp_shifted.compute_at(pr, rows).vectorize(arg(sm.exp_shifted, 0), V,
-                                                      TailStrategy::GuardWithIf);
+        schedule_softmax_rows(sm, pr, rows, k);
     }
 
     // Pooled values: chunks of value columns in parallel; in a chunk, per
@@ -600,7 +607,7 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
 
 void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target, p.knobs);
-    if (p.absorbed_path) return schedule_absorbed(p, k);
+    if (p.absorbed_path()) return schedule_absorbed(p, k);
     Func out = p.output;
     Var o = arg(out, 0), t = arg(out, 1), b = arg(out, 2);
     Expr queries = out.output_buffer().dim(1).extent();

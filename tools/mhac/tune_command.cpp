@@ -637,11 +637,7 @@ private:
         // The bucket's default knobs (the build's kernel for it without an
         // entry) are a candidate too.
         if (const tuned::Bucket *b = tuned::find_bucket(job.bucket)) {
-            Knobs d;
-            for (const std::string &kv : plan::split_list(b->cpu_default_knobs, ',')) {
-                const size_t eq = kv.find('=');
-                if (searched(kv.substr(0, eq))) d[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
-            }
+            const Knobs d = searched_part(plan::split_list(b->cpu_default_knobs, ','));
             if (!d.empty() && std::find(seeds_.begin(), seeds_.end(), d) == seeds_.end())
                 seeds_.push_back(d);
         }
@@ -920,12 +916,7 @@ private:
                 continue;
             // load_dir checked every knob (tuned::apply_knob): a known name
             // and an integer value.
-            // Knobs outside --knobs are left at the hand defaults.
-            Knobs k;
-            for (const std::string &kv : e.knobs) {
-                const size_t eq = kv.find('=');
-                if (searched(kv.substr(0, eq))) k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
-            }
+            const Knobs k = searched_part(e.knobs);
             if (!k.empty() && valid(k) && std::find(out.begin(), out.end(), k) == out.end())
                 out.push_back(k);
         }
@@ -933,6 +924,17 @@ private:
     }
 
     bool searched(const std::string &knob) const { return find_range(space_, knob) != nullptr; }
+
+    // The settings ("name=value", names known, values integers) of knobs
+    // searched; the others are left at the hand defaults (--knobs).
+    Knobs searched_part(const std::vector<std::string> &settings) const {
+        Knobs k;
+        for (const std::string &kv : settings) {
+            const size_t eq = kv.find('=');
+            if (searched(kv.substr(0, eq))) k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+        }
+        return k;
+    }
 
     // ----------------------------------------------------------- candidates
     Candidate &candidate(const Knobs &k, const std::string &autoscheduler) {
@@ -1452,18 +1454,9 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
     const plan::KernelPlan plan = plan::plan_kernel_set("tune", {target}, rows);
     std::vector<KernelJob> jobs;
     const std::string prefix = kernel_symbol("fused", row.name + "_", 0);
-    auto bucket_kernel = [](const std::string &name) {
-        for (const tuned::Bucket &b : tuned::kBuckets) {
-            const std::string tail = std::string("_") + b.name;
-            if (name.size() > tail.size() &&
-                name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
-                return true;
-        }
-        return false;
-    };
     for (const plan::PlannedKernel &k : plan.kernels) {
         // A bucket's kernel is tuned as its row kernel's --buckets job.
-        if (k.generator != "mhac_fused" || k.name.rfind(prefix, 0) != 0 || bucket_kernel(k.name))
+        if (k.generator != "mhac_fused" || k.name.rfind(prefix, 0) != 0 || k.bucket != "all")
             continue;
         KernelJob j;
         j.planned = k;

@@ -86,7 +86,7 @@ public:
             return entry(kernels_[i]);
         }
         row_params_.push_back(params);
-        PlannedKernel k{name, generator, std::move(params), {}, "hand defaults"};
+        PlannedKernel k{name, generator, std::move(params), {}, "hand defaults", bucket};
         look_up(k, bucket, bucket == "all");
         kernels_.push_back(std::move(k));
         return entry(kernels_.back());

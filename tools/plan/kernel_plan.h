@@ -59,6 +59,7 @@ struct PlannedKernel {
     // levels in one line for the registry (tuned::describe_tuning).
     std::vector<std::string> tuning_by_level;
     std::string tuning;
+    std::string bucket = "all";  // a tuned::kBuckets name for a bucket's kernel
 };
 
 struct KernelPlan {
