@@ -506,6 +506,12 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Func partial =
             f.update().split(a.r_h.x, ho, hi, V, TailStrategy::GuardWithIf).rfactor(hi, lane);
         f.compute_root();
+        // Heads in parallel: each reads its own panels of the kernel. With
+        // the softmax rows and W_v^T's heads below (all three were serial):
+        // 2-core Xeon, tune-worker A/B, 2 threads, AVX-512 decode S=128
+        // 1.10, S=2048 1.04, B=8 S=128 1.16; 1 thread within 1%.
+        Expr work = work_of({batch, queries, p.heads, p.key_dim, a.r_ek.x.extent()});
+        f.specialize(worth_parallel(work, k)).parallel(arg(f, 1));
         partial.compute_at(f, e).vectorize(lane);
         partial.update().reorder(lane, ho).vectorize(lane);
     }
@@ -547,16 +553,28 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
             .fuse(t, n, rows)
             .fuse(rows, b, rows)
             .vectorize(s, V, TailStrategy::GuardWithIf);
+        // Rows in parallel from an eighth of parallel_min_work (a pass of
+        // exponentials, like the staging copies).
+        Expr elements = work_of({a.r_s.x.extent(), batch, queries, p.heads});
+        pr.specialize(elements >= k.parallel_min_work / 8).parallel(rows);
         schedule_softmax_rows(sm, pr, rows, k);
     }
 
     // Pooled values: chunks of value columns in parallel; in a chunk, per
     // block of keys, each vector of columns x every head in registers over
-    // the block's keys. The block's rows stay in cache while the chunk's
-    // vectors pass them (one vector per pass over all S rows touched a page
-    // per key and vector).
+    // the block's keys, the block's rows in L1 while the chunk's vectors
+    // pass them. Chunks are 1.5 KB of a value row: the rows are 3 KB apart
+    // (E = 768), past the stride an IP prefetcher follows, so what keeps
+    // the pass streaming is the run of lines a chunk reads in each row.
+    // 2-core Xeon, bert_base decode, tune-worker A/B against chunks of 8
+    // vectors over 64-key blocks, 1 / 2 threads: AVX-512 S=2048 1.16 /
+    // 1.16, AVX2 1.15 / 1.15; S=128 and B=8 S=128 0.99-1.03. Chunks of
+    // 128 columns 1.03, of whole rows 1.16 at 1 thread but one task (2
+    // threads 0.87); 64-key blocks 1.08. Splitting the keys among threads
+    // as well (rfactor, partial sums added after) cost 8% at S=128.
     {
-        const int chunk_vectors = 8, key_rows = 64;
+        const int chunk_columns = 384, key_rows = 16;
+        const int chunk_vectors = std::max(1, chunk_columns / V);
         Func pl = a.pooled;
         Var e = arg(pl, 0), n = arg(pl, 1), t = arg(pl, 2), b = arg(pl, 3);
         Var eo("eo"), ei("ei");
@@ -587,6 +605,9 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Func c = a.context;
         Var g = arg(c, 0), n = arg(c, 1);
         c.compute_root().vectorize(g, V, TailStrategy::GuardWithIf);
+        // Heads in parallel: each reads its own panels of the kernel.
+        Expr work = work_of({batch, queries, p.heads, p.value_dim, a.r_ev.x.extent()});
+        c.specialize(worth_parallel(work, k)).parallel(n);
         a.context_acc.compute_at(c, n).vectorize(arg(a.context_acc, 0), V,
                                                  TailStrategy::GuardWithIf);
         a.context_acc.update()
