@@ -332,7 +332,7 @@ public:
             // A causal call reads no key past its last query (fused_keys_read).
             p_.absorbed =
                 absorbed_attention(p_.q, key, value, key_kernel, value_kernel, bv, use_bias,
-                                   p_.allowed, kind, keys_read, h_dim, hv_dim, ek, ev, scale);
+                                   p_.allowed, kind, keys_read, heads, h_dim, hv_dim, ek, ev, scale);
             p_.context_flat = flatten_heads(p_.absorbed.context, hv_dim);
         } else {
             p_.k_proj = project(flatten_rows(key, keys_read, key.dim(2).extent(), "key_rows"), ek,

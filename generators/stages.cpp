@@ -230,9 +230,10 @@ FlashAttention flash_attention(const Func &q, const Func &k, const Func &v, cons
 AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func &value,
                                      const Func &key_kernel, const Func &value_kernel,
                                      const Func &value_bias, bool use_bias, const Func &allowed,
-                                     MaskKind kind, const Expr &keys, const Expr &key_dim,
-                                     const Expr &value_dim, const Expr &key_features,
-                                     const Expr &value_features, const Expr &scale) {
+                                     MaskKind kind, const Expr &keys, const Expr &heads,
+                                     const Expr &key_dim, const Expr &value_dim,
+                                     const Expr &key_features, const Expr &value_features,
+                                     const Expr &scale) {
     Var e("e"), s("s"), t("t"), n("n"), b("b"), g("g");
     AbsorbedAttention a;
     a.r_h = RDom(0, key_dim, "h");
@@ -244,14 +245,20 @@ AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func 
     a.folded_query(e, n, t, b) +=
         key_kernel(jk % kPanelWidth, e, jk / kPanelWidth) * q(a.r_h, n, t, b);
     a.dot(s, t, n, b) = 0.0f;
-    a.dot(s, t, n, b) += key(a.r_ek, s, b) * a.folded_query(a.r_ek, n, t, b);
+    Expr head = min(n, heads - 1);
+    // Keys clamped only with a run-time head count, whose schedule computes
+    // pairs of keys: a specialized kernel's logits took 5-12% longer at S =
+    // 128 with the clamp (2-core Xeon, AVX-512), though only the key row's
+    // address changed.
+    Expr key_row = Internal::is_const(heads) ? Expr(s) : min(s, keys - 1);
+    a.dot(s, t, n, b) += key(a.r_ek, key_row, b) * a.folded_query(a.r_ek, head, t, b);
     // The fused path's order: the dot product, then the scale.
     a.logits(s, t, n, b) = a.dot(s, t, n, b) * scale;
     a.softmax = masked_softmax(a.logits, allowed, kind, keys, KerasPath::fused);
     a.pooled(e, n, t, b) = 0.0f;
     // Columns clamped: a schedule may compute whole vectors of them.
     a.pooled(e, n, t, b) +=
-        a.softmax.probs(a.r_s, t, n, b) * value(min(e, value_features - 1), a.r_s, b);
+        a.softmax.probs(a.r_s, t, head, b) * value(min(e, value_features - 1), a.r_s, b);
     Expr jv = n * value_dim + g;
     a.context_acc(g, n, t, b) = 0.0f;
     a.context_acc(g, n, t, b) +=

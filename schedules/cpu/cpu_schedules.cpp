@@ -482,6 +482,20 @@ int cpu_vector_tile(const Target &target, int key_block) {
 // every stage at root, each a pass over its inputs. The key and value rows
 // stream once each (the logits pass, the pooling pass), in parallel over
 // keys and over value columns; the heads sit in registers beside them.
+// Head dims the generic decode kernel specializes on: with the head dim a
+// run-time value, a vector of a head's columns may straddle a weight panel,
+// and Halide reads the packed kernels with gathers.
+constexpr int kCommonHeadDims[] = {16, 32, 64, 128};
+
+// Heads whose logits and pooled values one pass over a key row or a block
+// of value rows accumulates in registers, when the head count is known
+// only at run time (12 heads = 3 groups).
+constexpr int kHeadGroup = 4;
+
+Expr round_up(const Expr &x, int multiple) {
+    return (x + multiple - 1) / multiple * multiple;
+}
+
 void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     gen::AbsorbedAttention &a = p.absorbed;
     Func out = p.output;
@@ -513,7 +527,10 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Expr work = work_of({batch, queries, p.heads, p.key_dim, a.r_ek.x.extent()});
         f.specialize(worth_parallel(work, k)).parallel(arg(f, 1));
         partial.compute_at(f, e).vectorize(lane);
-        partial.update().reorder(lane, ho).vectorize(lane);
+        Stage pu = partial.update();
+        pu.reorder(lane, ho).vectorize(lane);
+        if (p.static_key_dim == 0)
+            for (int h : kCommonHeadDims) pu.specialize(p.key_dim == h);
     }
 
     // Logits: per key, the key row against every head's folded query, the
@@ -527,21 +544,40 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         lg.compute_root().reorder(n, s, t, b);
         Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ek.x.extent()});
         lg.split(s, so, si, 64, TailStrategy::GuardWithIf);
+        // Heads known only at run time: groups of kHeadGroup heads x two
+        // keys per pass (each vector of folded query serves both keys), the
+        // heads rounded up to whole groups (the extra ones repeat the last
+        // head's) and a last odd key repeating the one before.
+        LoopLevel heads_at(lg, si);
+        if (!static_heads) {
+            Var no("no"), ni("ni"), sq("sq"), sp("sp");
+            lg.bound(n, 0, round_up(p.heads, kHeadGroup))
+                .split(n, no, ni, kHeadGroup)
+                .split(si, sq, sp, 2)
+                .reorder(ni, sp, no, sq, so, t, b);
+            heads_at = LoopLevel(lg, no);
+        }
         lg.specialize(worth_parallel(work, k)).parallel(so);
         Func d = a.dot;
         Var lane("lane");
         RVar eo("eo"), ei("ei");
         Func partial =
             d.update().split(a.r_ek.x, eo, ei, V, TailStrategy::GuardWithIf).rfactor(ei, lane);
-        d.compute_at(lg, si);
+        d.compute_at(heads_at);
         lanes_first(partial, lane);
-        partial.compute_at(lg, si).vectorize(lane);
+        partial.compute_at(heads_at).vectorize(lane);
         Stage pu = partial.update();
-        pu.reorder(lane, arg(partial, 2), eo).vectorize(lane);
+        Var ps = arg(partial, 0), pn = arg(partial, 2);
         if (static_heads) {
-            partial.bound(arg(partial, 2), 0, p.static_heads).unroll(arg(partial, 2));
-            pu.unroll(arg(partial, 2));
+            pu.reorder(lane, pn, eo);
+            partial.bound_extent(pn, p.static_heads);
+        } else {
+            pu.reorder(lane, pn, ps, eo).unroll(ps);
+            partial.bound_extent(pn, kHeadGroup).bound_extent(ps, 2).unroll(ps);
+            d.bound_extent(arg(d, 0), 2).bound_extent(arg(d, 2), kHeadGroup);
         }
+        pu.vectorize(lane).unroll(pn);
+        partial.unroll(pn);
     }
 
     // Softmax over each row's S logits.
@@ -574,29 +610,41 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     // as well (rfactor, partial sums added after) cost 8% at S=128.
     {
         const int chunk_columns = 384, key_rows = 16;
-        const int chunk_vectors = std::max(1, chunk_columns / V);
+        const int lanes = static_heads ? V : 2 * V;
+        Expr features = a.r_ev.x.extent();
+        // Near-equal chunks of whole vectors (two per group of heads): with
+        // chunks of 384 a generic kernel's E = 512 computed a second chunk
+        // of 128 columns and 256 clamped ones, read with gathers. Their
+        // storage stays 384 wide, so a generic kernel's chunk still has
+        // constant strides (a run-time width cost E = 768 25%).
+        Expr chunk_count = max((features + chunk_columns - 1) / chunk_columns, 1);
+        Expr chunk_width = round_up((features + chunk_count - 1) / chunk_count, lanes);
         Func pl = a.pooled;
         Var e = arg(pl, 0), n = arg(pl, 1), t = arg(pl, 2), b = arg(pl, 3);
         Var eo("eo"), ei("ei");
         Func chunks = pl.in();
         chunks.compute_root()
-            .split(e, eo, ei, chunk_vectors * V, TailStrategy::GuardWithIf)
+            .split(e, eo, ei, chunk_width, TailStrategy::GuardWithIf)
             .reorder(ei, n, eo, t, b)
             .vectorize(ei, V);
-        Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ev.x.extent()});
+        Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, features});
         chunks.specialize(worth_parallel(work, k)).parallel(eo);
         Var pv("pv"), pe("pe");
         RVar so("so"), si("si");
-        pl.compute_at(chunks, eo).bound_extent(e, chunk_vectors * V).vectorize(e, V);
+        pl.compute_at(chunks, eo).bound_storage(e, chunk_columns).vectorize(e, V);
         Stage pu = pl.update();
-        pu.split(e, pv, pe, V)
-            .split(a.r_s.x, so, si, key_rows, TailStrategy::GuardWithIf)
-            .reorder(pe, n, si, pv, so)
-            .vectorize(pe);
+        // Two vectors of columns per group of heads (as the logits).
+        pu.split(e, pv, pe, lanes).split(a.r_s.x, so, si, key_rows, TailStrategy::GuardWithIf);
         if (static_heads) {
             chunks.bound(n, 0, p.static_heads);
-            pu.unroll(n);
+            pu.reorder(pe, n, si, pv, so).unroll(n);
+        } else {
+            // Groups of heads in registers, as the logits.
+            Var no("no"), ni("ni");
+            pl.bound(n, 0, round_up(p.heads, kHeadGroup));
+            pu.split(n, no, ni, kHeadGroup).reorder(pe, ni, si, pv, no, so).unroll(ni);
         }
+        pu.vectorize(pe);
     }
 
     // W_v^T pooled: per head, a row of value columns accumulated over the
@@ -610,9 +658,11 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         c.specialize(worth_parallel(work, k)).parallel(n);
         a.context_acc.compute_at(c, n).vectorize(arg(a.context_acc, 0), V,
                                                  TailStrategy::GuardWithIf);
-        a.context_acc.update()
-            .reorder(arg(a.context_acc, 0), a.r_ev.x)
+        Stage cu = a.context_acc.update();
+        cu.reorder(arg(a.context_acc, 0), a.r_ev.x)
             .vectorize(arg(a.context_acc, 0), V, TailStrategy::GuardWithIf);
+        if (p.static_value_dim == 0)
+            for (int h : kCommonHeadDims) cu.specialize(p.value_dim == h);
         if (p.static_value_dim == 0) {
             p.v_bias.compute_root();
             p.context_flat.compute_root().vectorize(arg(p.context_flat, 0), V,
