@@ -88,6 +88,9 @@ buckets)
   cat "$WORK/log"
   grep -q 'tiny/fused/none/decode' "$WORK/log" || fail "the decode bucket was not tuned"
   grep -q 'shapes 1,1,512,' "$WORK/log" || fail "decode was not timed on its own shape"
+  # Against the build's decode kernel without an entry, not the flash one.
+  grep -q 'timed against the default kernel (absorb_kv=1)' "$WORK/log" ||
+    fail "decode was not timed against its bucket's default knobs"
   f=$(db_file) && [[ -n "$f" ]] || fail "no entry written"
   grep -q '"bucket": "decode"' "$f" || fail "the entry is not the decode bucket's"
   grep -q '"bucket": "all"' "$f" && fail "an all-shapes entry was written"

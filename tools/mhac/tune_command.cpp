@@ -5,7 +5,8 @@
 // Each candidate is the generator's AOT object for the exact target (the
 // code the build would produce for that ISA level), linked into a shared
 // object. A child process (tune_worker.cpp) checks it against the float64
-// reference and times it interleaved with the hand-default kernel. Compiles
+// reference and times it interleaved with the default kernel (the hand
+// defaults, under a shape bucket's own default knobs). Compiles
 // run `--jobs` at a time; timing runs alone. Every measurement goes to a
 // journal first, so Ctrl-C keeps it and `--resume` does not repeat it.
 // The tool runs the generator executable and never links libHalide.
@@ -622,25 +623,26 @@ private:
         progress_.log("tuning " + job.label + " (" + job.planned.name + ") for " + target_ +
                       ", shapes " + shapes_list(job.shapes) + ", " + std::to_string(cands_.size()) +
                       " candidates from the journal");
-        // The hand default first: everything is measured against it.
-        Candidate &base = candidate({}, "");
+        // The build's kernel without an entry first: everything is measured
+        // against it. That is the hand defaults, under a bucket's own default
+        // knobs (decode: absorb_kv=1; the planner applies an entry's knobs
+        // over them, so an entry keeping the defaults lists none of them).
+        default_knobs_.clear();
+        if (const tuned::Bucket *b = tuned::find_bucket(job.bucket))
+            default_knobs_ = parse_knobs(plan::split_list(b->cpu_default_knobs, ','));
+        Candidate &base = candidate(default_knobs_, "");
         compile_batch({&base}, deadline_s);
         if (base.status != "compiled" && base.status != "measured") {
             progress_.log(
-                "the hand-default kernel did not compile" +
+                "the default kernel did not compile" +
                 (base.note.empty() ? std::string(" within the budget") : ": " + base.note));
             return 1;
         }
         base_ = &base;
         base.status = "measured";
+        progress_.log("every candidate is timed against the default kernel (" +
+                      knobs_text(default_knobs_) + ")");
         seeds_ = earlier_winners(job);
-        // The bucket's default knobs (the build's kernel for it without an
-        // entry) are a candidate too.
-        if (const tuned::Bucket *b = tuned::find_bucket(job.bucket)) {
-            const Knobs d = searched_part(plan::split_list(b->cpu_default_knobs, ','));
-            if (!d.empty() && std::find(seeds_.begin(), seeds_.end(), d) == seeds_.end())
-                seeds_.push_back(d);
-        }
         if (!seeds_.empty()) {
             std::string list;
             for (const Knobs &k : seeds_) list += (list.empty() ? "" : "; ") + knobs_text(k);
@@ -929,9 +931,16 @@ private:
     // searched; the others are left at the hand defaults (--knobs).
     Knobs searched_part(const std::vector<std::string> &settings) const {
         Knobs k;
+        for (const auto &[name, value] : parse_knobs(settings)) {
+            if (searched(name)) k[name] = value;
+        }
+        return k;
+    }
+    static Knobs parse_knobs(const std::vector<std::string> &settings) {
+        Knobs k;
         for (const std::string &kv : settings) {
             const size_t eq = kv.find('=');
-            if (searched(kv.substr(0, eq))) k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
+            k[kv.substr(0, eq)] = std::stoi(kv.substr(eq + 1));
         }
         return k;
     }
@@ -957,11 +966,14 @@ private:
     // The hand schedule needs shorter short tiles than full ones (with
     // gemm_rows_short >= gemm_rows its two splits collide and the generator
     // fails), and folded K and V (absorb_kv=1) store T x S logits per head,
-    // linear in S only at decode: such settings are not proposed.
+    // linear in S only where the bucket bounds T: such settings are not
+    // proposed.
     bool valid(const Knobs &k) const {
         auto rows = k.find("gemm_rows"), short_rows = k.find("gemm_rows_short");
         auto absorb = k.find("absorb_kv");
-        if (absorb != k.end() && absorb->second == 1 && job_->bucket != "decode") return false;
+        const tuned::Bucket *bucket = tuned::find_bucket(job_->bucket);
+        const bool bounded_queries = bucket && bucket->max_queries > 0;
+        if (absorb != k.end() && absorb->second == 1 && !bounded_queries) return false;
         return rows == k.end() || short_rows == k.end() || short_rows->second < rows->second;
     }
 
@@ -979,7 +991,7 @@ private:
                 (!best || c.speedup() > best->speedup()))
                 best = &c;
         }
-        const Knobs center = best && best->speedup() > 1.0 ? best->knobs : Knobs{};
+        const Knobs center = best && best->speedup() > 1.0 ? best->knobs : base_->knobs;
         std::vector<Knobs> options;
         for (const KnobRange &r : space_) {
             for (int v : r.values) {
@@ -1017,12 +1029,13 @@ private:
                                       "-o",
                                       dir.string(),
                                       "target=" + target_};
-        // Test hook (tests/tune): every candidate but the hand default is
+        // Test hook (tests/tune): every candidate but the default kernel is
         // generated with one algorithm parameter replaced, e.g.
         // mask_kind=causal for a kernel without a mask, so that it computes
         // a wrong result through the same entry point.
         const char *wrong = std::getenv("MHAC_TUNE_TEST_WRONG_PARAM");
-        const bool inject = wrong && *wrong && (!c.knobs.empty() || !c.autoscheduler.empty());
+        const bool inject =
+            wrong && *wrong && (c.knobs != default_knobs_ || !c.autoscheduler.empty());
         const std::string wrong_key =
             inject ? std::string(wrong).substr(0, std::string(wrong).find('=')) : "";
         for (const std::string &p : job_->structural) {
@@ -1196,7 +1209,7 @@ private:
         return std::max(30.0, 10 * knob_s);
     }
 
-    // Runs the worker on `c` against the hand default; false when it did
+    // Runs the worker on `c` against the default kernel; false when it did
     // not finish (then c.status is "new" for an interruption, else
     // rejected or failed). `cap_s` > 0: a timing still running after that
     // many seconds is stopped and `c` rejected as too slow.
@@ -1362,7 +1375,7 @@ private:
             done += c.status == "measured" || c.status == "rejected" || c.status == "failed" ||
                     c.status == "duplicate";
         }
-        done = std::max(0, done - 1);  // the hand default is not a candidate
+        done = std::max(0, done - 1);  // the default kernel is not a candidate
         const double elapsed = seconds_since(start_), left = std::max(0.0, budget_s_ - elapsed);
         const double cycle = knob_candidate_s() +
                              (compiled_ > 0 ? compile_s_ / compiled_ / std::max(1, o_.jobs) : 5.0);
@@ -1412,6 +1425,7 @@ private:
     std::string unconfirmed_;       // the best candidate of this kernel that was not confirmed
     std::vector<KnobRange> space_;  // the knobs searched (--knobs)
     std::vector<Knobs> seeds_;      // proposed first: the database's earlier winners
+    Knobs default_knobs_;           // the default kernel's: a bucket's own, else none
 };
 
 // The timed shapes of a bucket: those of `shapes` inside it, else its own
