@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -286,9 +287,19 @@ int tune_worker_command(int argc, char **argv) {
         if (!last_halide_error().empty()) why += " (Halide: " + last_halide_error() + ")";
         result = {{"ok", false}, {"error", why}};
     }
-    std::ofstream out(argv[1]);
-    out << result.dump(1) << "\n";
-    return out ? 0 : 1;
+    bool written = false;
+    {
+        std::ofstream out(argv[1]);
+        out << result.dump(1) << "\n";
+        out.close();
+        written = !out.fail();
+    }
+    // Ends without exit-time destructors: a loaded kernel's Halide runtime
+    // can hang in them (a `-profile` kernel whose call failed: its
+    // halide_profiler_shutdown waits for a sampler thread that never
+    // stops), and the result is written.
+    std::fflush(nullptr);
+    std::_Exit(written ? 0 : 1);
 }
 
 }  // namespace mhac::cli
