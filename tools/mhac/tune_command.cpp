@@ -1193,9 +1193,12 @@ private:
     // long_4096) in it ended a search after 2.5 of its 8 minutes, 1 candidate
     // measured.
     double knob_candidate_s() const {
-        return knob_measured_ > 0 ? knob_measure_s_ / knob_measured_
-               : measured_ > 0    ? measure_s_ / measured_
-                                  : 2.0;
+        const double knob_s = knob_average_s();
+        return knob_s > 0 ? knob_s : measured_ > 0 ? measure_s_ / measured_ : 2.0;
+    }
+    // The knob candidates' mean timing so far; 0 before the first.
+    double knob_average_s() const {
+        return knob_measured_ > 0 ? knob_measure_s_ / knob_measured_ : 0;
     }
 
     // How long an autoscheduled twin's timing may run: ten times a knob
@@ -1205,8 +1208,7 @@ private:
     // measured no knob candidate at all.
     double twin_cap_s() const {
         if (twin_cap_option_s_ > 0) return twin_cap_option_s_;
-        const double knob_s = knob_measured_ > 0 ? knob_measure_s_ / knob_measured_ : 0;
-        return std::max(30.0, 10 * knob_s);
+        return std::max(30.0, 10 * knob_average_s());
     }
 
     // Runs the worker on `c` against the default kernel; false when it did
