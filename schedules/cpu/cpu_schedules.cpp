@@ -709,7 +709,14 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // 1.013.
     const bool k_at_blocks = p.static_key_dim > 0 && p.static_key_dim % gemm_tile_width(k) == 0;
     if (!k_at_blocks) project_root(p.k_proj, a.keys_read, p.key_dim);
-    project_root(p.v_proj, a.keys_read, p.value_dim);
+    // V likewise, into its key-block copy (when V is staged): 2-core Xeon,
+    // tune-worker A/B, 1 / 2 threads, AVX-512 (the tuned knobs) B=1 T=128
+    // 1.00 / 1.01, B=8 1.01 / 1.02, T=S=512 1.01 / 1.01, vit 1.00 / 1.01,
+    // decode S=128 (flash) 1.00 / 1.02; AVX2 1.01 / 1.00, 1.00 / 1.01, 1.02
+    // / 1.01, 1.01 / 1.01.
+    const bool v_at_blocks =
+        k.v_staging && p.static_value_dim > 0 && p.static_value_dim % gemm_tile_width(k) == 0;
+    if (!v_at_blocks) project_root(p.v_proj, a.keys_read, p.value_dim);
     // Head dims known only at run time (the generic kernel) make the flat
     // bias index (j % H, j / H) an integer division per element, which x86
     // does not vectorize: materialized once per call instead of in every GEMM
@@ -750,7 +757,14 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
         schedule_gemm(p.k_proj.out, p.k_proj, shortest, std::nullopt, k);
     }
     if (k.v_staging) {
-        stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim, Var("v_blocks"), Expr());
+        Var v_blocks("v_blocks");
+        stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim, v_blocks,
+                      v_at_blocks ? p.v_proj.r.x.extent() : Expr());
+        if (v_at_blocks) {
+            Expr shortest = min(a.block, a.keys_read - (a.num_blocks - 1) * a.block);
+            p.v_proj.out.compute_at(a.v_blocked, v_blocks);
+            schedule_gemm(p.v_proj.out, p.v_proj, shortest, std::nullopt, k);
+        }
     } else {
         a.v_blocked.compute_inline();
     }
