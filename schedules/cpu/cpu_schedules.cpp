@@ -478,10 +478,6 @@ int cpu_vector_tile(const Target &target, int key_block) {
     return key_block % tile == 0 ? tile : key_block;
 }
 
-// The absorbed attention (absorb_kv=1, a few query rows against many keys):
-// every stage at root, each a pass over its inputs. The key and value rows
-// stream once each (the logits pass, the pooling pass), in parallel over
-// keys and over value columns; the heads sit in registers beside them.
 // Head dims the generic decode kernel specializes on: with the head dim a
 // run-time value, a vector of a head's columns may straddle a weight panel,
 // and Halide reads the packed kernels with gathers.
@@ -496,6 +492,10 @@ Expr round_up(const Expr &x, int multiple) {
     return (x + multiple - 1) / multiple * multiple;
 }
 
+// The absorbed attention (absorb_kv=1, a few query rows against many keys):
+// every stage at root, each a pass over its inputs. The key and value rows
+// stream once each (the logits pass, the pooling pass), in parallel over
+// keys and over value columns; the heads sit in registers beside them.
 void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     gen::AbsorbedAttention &a = p.absorbed;
     Func out = p.output;
@@ -661,9 +661,8 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Stage cu = a.context_acc.update();
         cu.reorder(arg(a.context_acc, 0), a.r_ev.x)
             .vectorize(arg(a.context_acc, 0), V, TailStrategy::GuardWithIf);
-        if (p.static_value_dim == 0)
-            for (int h : kCommonHeadDims) cu.specialize(p.value_dim == h);
         if (p.static_value_dim == 0) {
+            for (int h : kCommonHeadDims) cu.specialize(p.value_dim == h);
             p.v_bias.compute_root();
             p.context_flat.compute_root().vectorize(arg(p.context_flat, 0), V,
                                                     TailStrategy::GuardWithIf);
@@ -749,22 +748,20 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // Key blocks are whole vectors; Hv need not be.
     stage_blocked(a.k_blocked, TailStrategy::Auto, p.key_dim, k_blocks,
                   k_at_blocks ? p.k_proj.r.x.extent() : Expr());
-    if (k_at_blocks) {
-        // Row tiles must fit the shortest block (the last one), or they would
-        // shift to rows before it; serial, inside the staging's parallel loop.
+    // A projection computed in a staging copy's loop over key blocks: row
+    // tiles must fit the shortest block (the last one), or they would shift
+    // to rows before it; serial, inside the staging's parallel loop.
+    auto project_at_blocks = [&](gen::Projection &proj, Func staged, const Var &blocks) {
         Expr shortest = min(a.block, a.keys_read - (a.num_blocks - 1) * a.block);
-        p.k_proj.out.compute_at(a.k_blocked, k_blocks);
-        schedule_gemm(p.k_proj.out, p.k_proj, shortest, std::nullopt, k);
-    }
+        proj.out.compute_at(staged, blocks);
+        schedule_gemm(proj.out, proj, shortest, std::nullopt, k);
+    };
+    if (k_at_blocks) project_at_blocks(p.k_proj, a.k_blocked, k_blocks);
     if (k.v_staging) {
         Var v_blocks("v_blocks");
         stage_blocked(a.v_blocked, TailStrategy::GuardWithIf, p.value_dim, v_blocks,
                       v_at_blocks ? p.v_proj.r.x.extent() : Expr());
-        if (v_at_blocks) {
-            Expr shortest = min(a.block, a.keys_read - (a.num_blocks - 1) * a.block);
-            p.v_proj.out.compute_at(a.v_blocked, v_blocks);
-            schedule_gemm(p.v_proj.out, p.v_proj, shortest, std::nullopt, k);
-        }
+        if (v_at_blocks) project_at_blocks(p.v_proj, a.v_blocked, v_blocks);
     } else {
         a.v_blocked.compute_inline();
     }
