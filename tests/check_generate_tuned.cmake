@@ -44,9 +44,10 @@ foreach(i RANGE ${last})
     endif()
   endif()
 endforeach()
-# The decode bucket's kernel (absorb_kv=1 by default) takes its all entry.
-if(NOT tuned_kernels STREQUAL "mha_fused_f32_tiny_none;mha_fused_f32_tiny_none_decode")
-  message(FATAL_ERROR "expected only mha_fused_f32_tiny_none and its decode kernel tuned, got "
+# The decode and few buckets' kernels (absorb_kv=1 by default) take its all entry.
+if(NOT tuned_kernels STREQUAL
+   "mha_fused_f32_tiny_none;mha_fused_f32_tiny_none_decode;mha_fused_f32_tiny_none_few")
+  message(FATAL_ERROR "expected only mha_fused_f32_tiny_none and its decode and few kernels tuned, got "
                       "'${tuned_kernels}'")
 endif()
 

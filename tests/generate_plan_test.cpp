@@ -103,7 +103,9 @@ TEST(KernelPlan, RowsCarryPerStageGeneratorParameters) {
             EXPECT_FALSE(has_unroll) << k.name;
         }
     }
-    EXPECT_EQ(fused, 4);   // none, causal, and their decode-bucket kernels
+    // none, causal, their decode-bucket kernels and none's few-bucket kernel
+    // (the few bucket has no causal kernels).
+    EXPECT_EQ(fused, 5);
     EXPECT_EQ(scores, 2);  // both Keras paths
 }
 

@@ -321,10 +321,17 @@ TEST(TunedPlan, MatchingEntryGivesTheKernelItsKnobs) {
         "avx2-f16c-fma: key_block=64,query_block=32 (2026-05-01, 1.25x); sse41: hand defaults");
     EXPECT_THAT(p.registry_source,
                 HasSubstr("mha_fused_f32_tiny_none, \"avx2-f16c-fma: key_block"));
-    // No other kernel is touched, but for the decode bucket's (it takes the
-    // all entry where it has none of its own).
+    // No other kernel is touched, but for the kernels of buckets with default
+    // knobs (decode, few: they take the all entry where they have none of
+    // their own).
+    auto default_bucket_kernel = [&](const std::string &name) {
+        for (const tuned::Bucket &b : tuned::kBuckets) {
+            if (*b.cpu_default_knobs && name == k.name + "_" + b.name) return true;
+        }
+        return false;
+    };
     for (const auto &other : p.kernels) {
-        if (other.name == k.name + "_decode") {
+        if (default_bucket_kernel(other.name)) {
             EXPECT_EQ(tuned_param_of(other), tuned_param_of(k));
         } else if (other.name != k.name) {
             EXPECT_EQ(tuned_param_of(other), "") << other.name;
@@ -398,10 +405,16 @@ TEST(TunedPlan, BucketWithOtherKnobsGetsAKernelOfItsOwn) {
     EXPECT_THAT(p.registry_source, HasSubstr("{MaskKind::none, \"decode\", 1, 1, 1, 0, "
                                              "{\"mha_fused_f32_tiny_none_decode\", "
                                              "mha_fused_f32_tiny_none_decode, "));
-    EXPECT_THAT(p.registry_source, HasSubstr("\"hand defaults\"}, \n     kBuckets_tiny, 1},"));
-    // No other bucket, mask or level got one.
+    // Beside it the few bucket's (its default knobs, the all entry's over them).
+    EXPECT_THAT(p.registry_source, HasSubstr("{MaskKind::none, \"few\", 2, 8, 256, 0, "
+                                             "{\"mha_fused_f32_tiny_none_few\", "));
+    EXPECT_THAT(p.registry_source, HasSubstr("\"hand defaults\"}, \n     kBuckets_tiny, 2},"));
+    // No other bucket, mask or level got one; the few bucket has no causal
+    // kernels (the generic row compiles every mask kind).
     EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_none_short"), nullptr);
     EXPECT_EQ(kernel_named(p, "mha_fused_f32_tiny_causal_decode"), nullptr);
+    EXPECT_NE(kernel_named(p, "mha_fused_f32_generic_dense_few"), nullptr);
+    EXPECT_EQ(kernel_named(p, "mha_fused_f32_generic_causal_few"), nullptr);
 }
 
 bool has_param(const plan::PlannedKernel &k, const std::string &param) {

@@ -135,13 +135,17 @@ knobs)
   ;;
 twins)
   # An autoscheduled twin whose timing outlasts --twin-cap is stopped and
-  # rejected as too slow, and the search goes on with knob candidates.
+  # rejected as too slow, and the search goes on with knob candidates. The
+  # cap is 1 ms, less than starting a worker takes: a tiny shape's timing
+  # stops at its repetition limit within ~40 ms, so with a cap of 0.05 s the
+  # twin's worker could finish before the tuner's next look at it (20 ms
+  # apart) and the test failed on a quiet machine.
   "$MHAC" tune --config tiny --masks none --shapes 1,16,16 --threads 1 --jobs 2 \
-    --seconds-per-shape 0.05 --autoschedulers Mullapudi2016 --twin-cap 0.05s \
+    --seconds-per-shape 0.05 --autoschedulers Mullapudi2016 --twin-cap 0.001s \
     --work-dir "$WORK/work" --db "$WORK/db" --budget 60s >"$WORK/log" 2>&1 ||
     { cat "$WORK/log"; fail "exit status $?"; }
   cat "$WORK/log"
-  grep -q "Mullapudi2016.*timing stopped after 0.050* s (--twin-cap): too slow to measure" \
+  grep -q "Mullapudi2016.*timing stopped after 0.0010* s (--twin-cap): too slow to measure" \
     "$WORK/log" || fail "the twin was not stopped at --twin-cap"
   journal=$(ls "$WORK"/work/*/journal-*.jsonl | head -1)
   twin_line=$(grep -n '"candidate":"as:Mullapudi2016"' "$journal" | head -1 | cut -d: -f1)

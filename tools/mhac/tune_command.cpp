@@ -180,7 +180,7 @@ json shape_json(const Shape &s) {
     return j;
 }
 
-// --shapes: "B,T,S" items and names (the buckets decode, short, long, or a
+// --shapes: "B,T,S" items and names (the buckets decode, few, short, long, or a
 // benchmark shape of bench/shapes.h), separated by ';' or spaces.
 std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &row) {
     std::vector<Shape> out;
@@ -190,6 +190,8 @@ std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &
     for (std::string item; in >> item;) {
         if (item == "decode") {
             out.push_back({1, 1, 512});
+        } else if (item == "few") {
+            out.push_back({1, 8, 256});
         } else if (item == "short") {
             out.push_back({1, 128, 128});
         } else if (item == "long") {
@@ -220,7 +222,7 @@ std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &
             }
             if (!found) {
                 throw Error("--shapes: unknown shape '" + item +
-                            "' (B,T,S, decode, short, long, or a bench/shapes.h name)");
+                            "' (B,T,S, decode, few, short, long, or a bench/shapes.h name)");
             }
         }
     }
@@ -1490,6 +1492,9 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
                 for (const tuned::Bucket &x : tuned::kBuckets) names += std::string(", ") + x.name;
                 throw Error("--buckets: unknown bucket '" + b + "' (" + names + ")");
             }
+            // A bucket its mask kind does not have (few: not causal) has no kernel.
+            const tuned::Bucket *bucket = tuned::find_bucket(b);
+            if (bucket && !bucket->has_mask(j.mask)) continue;
             KernelJob jb = j;
             jb.bucket = b;
             jb.shapes = bucket_shapes(b, shapes);
@@ -1540,10 +1545,12 @@ int tune_command(int argc, char **argv) {
     app.add_option("--masks", o.masks,
                    "the fused kernels' mask kinds to tune (none, causal, dense), comma separated; "
                    "default: every one the configuration compiles");
-    app.add_option("--buckets", o.buckets,
-                   "shape buckets to tune, comma separated: all (one kernel for every shape), "
-                   "decode (T = 1), short (2 <= T <= 32), long (T > 32, S >= 1024); a bucket whose "
-                   "winner differs from all's gets a kernel of its own (docs/tuning.md)")
+    app.add_option(
+           "--buckets", o.buckets,
+           "shape buckets to tune, comma separated: all (one kernel for every shape), "
+           "decode (T = 1), few (2 <= T <= 8, S >= 256; not causal), short (2 <= T <= 32), long "
+           "(T > 32, S >= 1024); a bucket whose "
+           "winner differs from all's gets a kernel of its own (docs/tuning.md)")
         ->capture_default_str();
     app.add_option("--report", o.report,
                    "append the results (hand, tuned and autoscheduled times per shape) to this "
@@ -1553,7 +1560,7 @@ int tune_command(int argc, char **argv) {
                    "this machine can run")
         ->capture_default_str();
     app.add_option("--shapes", o.shapes,
-                   "shapes to time: B,T,S items or names (decode, short, long, bench/shapes.h "
+                   "shapes to time: B,T,S items or names (decode, few, short, long, bench/shapes.h "
                    "names), ';' separated; default: the benchmark shapes of the configuration");
     app.add_option("--budget", o.budget, "wall-clock budget, compiles included: 90s, 20m, 1h")
         ->capture_default_str();

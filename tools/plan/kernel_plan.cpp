@@ -219,6 +219,7 @@ std::string plan_row(const ConfigRow &c, KernelList &kernels, std::string *bucke
         const std::string stem = c.name + "_" + mask;
         fused << kernels.add("fused", stem, "mhac_fused", params);
         for (const tuned::Bucket &b : tuned::kBuckets) {
+            if (!b.has_mask(mask)) continue;
             std::vector<std::string> bucket_params = params;
             if (kernels.cpu()) {
                 for (const std::string &knob : split_list(b.cpu_default_knobs, ','))

@@ -384,6 +384,15 @@ Database merge(const std::vector<Database> &dbs) {
     return out;
 }
 
+bool Bucket::has_mask(const std::string &mask) const {
+    if (!*masks) return true;
+    std::istringstream list(masks);
+    for (std::string m; std::getline(list, m, ',');) {
+        if (m == mask) return true;
+    }
+    return false;
+}
+
 const Bucket *find_bucket(const std::string &name) {
     for (const Bucket &b : kBuckets) {
         if (name == b.name) return &b;

@@ -102,15 +102,27 @@ struct Bucket {
     // (comma separated; a tuned entry's knobs apply over them): such a
     // bucket always gets a kernel of its own.
     const char *cpu_default_knobs;
+    // Mask kinds whose kernels have this bucket (comma separated; "" = all).
+    const char *masks;
+    bool has_mask(const std::string &mask) const;
 };
 // decode: K and V folded into the query side (absorb_kv, generators/stages.h)
 // reads each key and value row once instead of projecting them. 2-core
 // Xeon (AVX-512), bert_base, 1 / 2 threads, against the tuned flash decode
 // kernel in one tune-worker process: S=2048 13.3x / 11.5x, S=128 4.3x / 3.0x.
+// few: the same for a few queries against many keys, where projecting S keys
+// and values costs more than a pass over them per query. Same machine, 1
+// thread, AVX-512 / AVX2: T=2 S=256 4.6x / 6.1x, T=8 S=256 1.7x / 2.2x,
+// B=2 T=8 S=512 2.3x / 3.3x; 2 threads T=8 S=256 1.17x (S=128 0.78x, so S
+// starts at 256; T=16 S=512 1.3x, T=32 0.54x: each query row passes over
+// every key). Not causal: a causal call projects only the T keys its
+// queries attend, and folded it took 0.29x.
 inline constexpr Bucket kBuckets[] = {
-    {"decode", 1, 1, 1, 0, "one query (T = 1)", "absorb_kv=1"},
-    {"short", 2, 32, 1, 0, "short queries (2 <= T <= 32)", ""},
-    {"long", 33, 0, 1024, 0, "long key ranges (T > 32, S >= 1024)", ""},
+    {"decode", 1, 1, 1, 0, "one query (T = 1)", "absorb_kv=1", ""},
+    {"few", 2, 8, 256, 0, "a few queries, many keys (2 <= T <= 8, S >= 256; not causal)",
+     "absorb_kv=1", "none,dense"},
+    {"short", 2, 32, 1, 0, "short queries (2 <= T <= 32)", "", ""},
+    {"long", 33, 0, 1024, 0, "long key ranges (T > 32, S >= 1024)", "", ""},
 };
 const Bucket *find_bucket(const std::string &name);  // null for "all" and unknown names
 
