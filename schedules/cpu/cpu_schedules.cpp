@@ -184,10 +184,15 @@ void lanes_first(Func partial, const Var &lane) {
     partial.reorder_storage(storage);
 }
 
-// Schedules a masked softmax's rows computed at `out`'s fused row loop
-// `rows` (its s loop vectorized): the row's max, exponentials and sum beside
-// it, once per row.
-void schedule_softmax_rows(gen::MaskedSoftmax &sm, Func out, const Var &rows, const CpuKnobs &k) {
+// Schedules a masked softmax whose probabilities `out` (s, t, n, b) are a
+// pass of their own: rows (t, n, b fused) in parallel from an eighth of
+// parallel_min_work `elements` (a pass of exponentials, like the staging
+// copies), s vectorized, each row's max, exponentials and sum beside it.
+void schedule_softmax_pass(gen::MaskedSoftmax &sm, Func out, const Expr &elements,
+                           const CpuKnobs &k) {
+    Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3), rows("rows");
+    out.fuse(t, n, rows).fuse(rows, b, rows).vectorize(s, k.vector, TailStrategy::GuardWithIf);
+    out.specialize(elements >= k.parallel_min_work / 8).parallel(rows);
     sm.row_max.compute_at(out, rows);
     sm.row_sum.compute_at(out, rows);
     sm.exp_shifted.compute_at(out, rows).vectorize(arg(sm.exp_shifted, 0), k.vector,
@@ -338,13 +343,9 @@ void cpu_schedule_scores(ScoresPipeline &p, const Target &target) {
 void cpu_schedule_softmax(SoftmaxPipeline &p, const Target &target) {
     const CpuKnobs k = knobs_for(target, {});
     Func out = p.output;
-    Var s = arg(out, 0), t = arg(out, 1), n = arg(out, 2), b = arg(out, 3);
-    Var rows("rows");
     Expr work = work_of({out.output_buffer().dim(0).extent(), out.output_buffer().dim(1).extent(),
                          out.output_buffer().dim(2).extent(), out.output_buffer().dim(3).extent()});
-    out.fuse(t, n, rows).fuse(rows, b, rows).vectorize(s, k.vector, TailStrategy::GuardWithIf);
-    out.specialize(work >= k.parallel_min_work / 8).parallel(rows);
-    schedule_softmax_rows(p.softmax, out, rows, k);
+    schedule_softmax_pass(p.softmax, out, work, k);
 }
 
 void cpu_schedule_combine(CombinePipeline &p, const Target &target) {
@@ -581,20 +582,9 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     }
 
     // Softmax over each row's S logits.
-    {
-        gen::MaskedSoftmax &sm = a.softmax;
-        Func pr = sm.probs;
-        Var s = arg(pr, 0), t = arg(pr, 1), n = arg(pr, 2), b = arg(pr, 3), rows("rows");
-        pr.compute_root()
-            .fuse(t, n, rows)
-            .fuse(rows, b, rows)
-            .vectorize(s, V, TailStrategy::GuardWithIf);
-        // Rows in parallel from an eighth of parallel_min_work (a pass of
-        // exponentials, like the staging copies).
-        Expr elements = work_of({a.r_s.x.extent(), batch, queries, p.heads});
-        pr.specialize(elements >= k.parallel_min_work / 8).parallel(rows);
-        schedule_softmax_rows(sm, pr, rows, k);
-    }
+    a.softmax.probs.compute_root();
+    schedule_softmax_pass(a.softmax, a.softmax.probs,
+                          work_of({a.r_s.x.extent(), batch, queries, p.heads}), k);
 
     // Pooled values: chunks of value columns in parallel; in a chunk, per
     // block of keys, each vector of columns x every head in registers over

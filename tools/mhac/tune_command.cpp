@@ -1487,13 +1487,13 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
         if (!wanted_masks.empty() && !std::count(wanted_masks.begin(), wanted_masks.end(), j.mask))
             continue;
         for (const std::string &b : plan::split_list(buckets, ',')) {
-            if (b != "all" && !tuned::find_bucket(b)) {
+            const tuned::Bucket *bucket = tuned::find_bucket(b);
+            if (b != "all" && !bucket) {
                 std::string names = "all";
                 for (const tuned::Bucket &x : tuned::kBuckets) names += std::string(", ") + x.name;
                 throw Error("--buckets: unknown bucket '" + b + "' (" + names + ")");
             }
             // A bucket its mask kind does not have (few: not causal) has no kernel.
-            const tuned::Bucket *bucket = tuned::find_bucket(b);
             if (bucket && !bucket->has_mask(j.mask)) continue;
             KernelJob jb = j;
             jb.bucket = b;
@@ -1545,13 +1545,14 @@ int tune_command(int argc, char **argv) {
     app.add_option("--masks", o.masks,
                    "the fused kernels' mask kinds to tune (none, causal, dense), comma separated; "
                    "default: every one the configuration compiles");
-    app.add_option(
-           "--buckets", o.buckets,
-           "shape buckets to tune, comma separated: all (one kernel for every shape), "
-           "decode (T = 1), few (2 <= T <= 8, S >= 256; not causal), short (2 <= T <= 32), long "
-           "(T > 32, S >= 1024); a bucket whose "
-           "winner differs from all's gets a kernel of its own (docs/tuning.md)")
-        ->capture_default_str();
+    std::string buckets_help =
+        "shape buckets to tune, comma separated: all (one kernel for every "
+        "shape)";
+    for (const tuned::Bucket &b : tuned::kBuckets)
+        buckets_help += std::string(", ") + b.name + ": " + b.what;
+    buckets_help +=
+        "; a bucket whose winner differs from all's gets a kernel of its own (docs/tuning.md)";
+    app.add_option("--buckets", o.buckets, buckets_help)->capture_default_str();
     app.add_option("--report", o.report,
                    "append the results (hand, tuned and autoscheduled times per shape) to this "
                    "markdown file");
