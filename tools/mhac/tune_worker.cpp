@@ -83,6 +83,15 @@ public:
 
     const KernelSet &set() const { return set_; }
 
+    // A `-profile` object's report of every call so far (stderr). The
+    // worker ends with _Exit, which skips the runtime's exit-time report.
+    void print_profile() const {
+        using Report = void (*)(void *);
+        if (auto report = reinterpret_cast<Report>(dlsym(handle_, "halide_profiler_report")))
+            report(nullptr);
+    }
+    bool same_object(const LoadedKernel &other) const { return handle_ == other.handle_; }
+
 private:
     static void record_error(void *, const char *message) { last_halide_error() = message; }
     static const SoftmaxKernels &no_softmax() {
@@ -266,6 +275,8 @@ json run(const json &req) {
                                          {"candidate_spread", sc.spread}});
         }
     }
+    base.print_profile();
+    if (!cand.same_object(base)) cand.print_profile();
     return result;
 }
 
