@@ -61,13 +61,12 @@ struct CpuKnobs {
     // ms (128: 15.0 and 114); the accumulators' memory round trips cost more
     // than the L1-resident panel slice saves. Kept as a knob for the tuner.
     int gemm_k_block;
-    // Reduction steps per iteration of the register tile's loop (a knob for
-    // the tuner; default 1). 2-core AMD EPYC (Zen 3), 1 thread: a JIT sweep
-    // of the projection GEMM alone (768 x 768 weights, interleaved pairs)
-    // favoured 4 steps (128 rows 63-69 -> 70-72 GFLOP/s, 1024 rows 66-73 ->
-    // 76-80), but the AOT kernels in mhac_gemm_bench and mhac_bench, best of
-    // 4 interleaved runs, moved -13% to +8% with OpenBLAS's own times moving
-    // -14% to +21% between the two binaries: not a measurable change.
+    // Reduction steps per iteration of the register tile's loop. 4 on x86
+    // below AVX-512, 1 elsewhere: see knobs_for(). Earlier, on the 2-core
+    // AMD EPYC (Zen 3), 1 thread, a JIT sweep of the projection GEMM alone
+    // favoured 4 steps too (128 rows 63-69 -> 70-72 GFLOP/s, 1024 rows 66-73
+    // -> 76-80), but AOT runs of separate binaries there were too noisy to
+    // tell (OpenBLAS's own times moved -14% to +21% between them).
     int gemm_k_unroll;
     // Weight panels (kPanelWidth columns each) per GEMM register tile. With
     // AVX-512 one panel is one vector, so a one-panel tile issues a weight
@@ -116,6 +115,17 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     // keeps 384 KB inside the 512 KB L2 of the AMD EPYC (Zen 3), unmeasured.
     if (vector >= 16) k.gemm_row_block = 256;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
+    // Four reduction steps per loop iteration on x86 below AVX-512: the
+    // 12-accumulator tiles (6 x 2 AVX2 vectors, 3 x 4 SSE vectors) spend a
+    // loop's overhead on 12 FMAs otherwise. 2-core Xeon, tune-worker A/B
+    // (both kernels in one process), bert_base row, 1 / 2 threads: AVX2
+    // B=1 T=128 1.08 / 1.05, B=8 1.07, T=S=512 1.07 / 1.06, vit 1.08 / 1.06,
+    // decode S=128 (flash) 1.06 / 1.04, S=2048 1.08 / 1.07 (8 steps against
+    // 4: 1.00-1.01; 2 steps: 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128
+    // 1.34, vit 1.30, decode S=128 1.47. AVX-512's 24-accumulator tiles
+    // (12 rows) lost 20-25% with 4 or 8 steps and are even with 2; its
+    // tuned bert_base entry takes 8 rows and 8 steps. NEON: unmeasured.
+    if (target.arch == Target::X86 && vector <= 8) k.gemm_k_unroll = 4;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
