@@ -180,22 +180,35 @@ json shape_json(const Shape &s) {
     return j;
 }
 
-// --shapes: "B,T,S" items and names (the buckets decode, few, short, long, or a
-// benchmark shape of bench/shapes.h), separated by ';' or spaces.
+// A bucket's own shape, where it is tuned when no --shapes item falls inside
+// it: B = 1, up to 16 queries in its range (T = 1 for decode), at least 128
+// keys (512 for decode), and T = S = 1024 for the long bucket.
+Shape typical_shape(const tuned::Bucket &b) {
+    if (b.min_keys >= 1024) return {1, 1024, 1024};
+    const int64_t t = b.max_queries ? std::min<int64_t>(b.max_queries, 16) : b.min_queries;
+    const int64_t queries = std::max<int64_t>(t, b.min_queries);
+    return {1, queries, std::max<int64_t>(b.min_keys, queries > 1 ? 128 : 512)};
+}
+
+// "decode, few, short, long": the names of tuned::kBuckets, for messages.
+std::string bucket_names() {
+    std::string names;
+    for (const tuned::Bucket &b : tuned::kBuckets)
+        names += (names.empty() ? "" : ", ") + std::string(b.name);
+    return names;
+}
+
+// --shapes: "B,T,S" items and names (a bucket of tuned::kBuckets, its
+// typical_shape, or a benchmark shape of bench/shapes.h), separated by ';' or
+// spaces.
 std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &row) {
     std::vector<Shape> out;
     std::string items = text;
     std::replace(items.begin(), items.end(), ';', ' ');
     std::istringstream in(items);
     for (std::string item; in >> item;) {
-        if (item == "decode") {
-            out.push_back({1, 1, 512});
-        } else if (item == "few") {
-            out.push_back({1, 8, 256});
-        } else if (item == "short") {
-            out.push_back({1, 128, 128});
-        } else if (item == "long") {
-            out.push_back({1, 1024, 1024});
+        if (const tuned::Bucket *b = tuned::find_bucket(item)) {
+            out.push_back(typical_shape(*b));
         } else if (std::isdigit(static_cast<unsigned char>(item[0]))) {
             std::vector<std::string> f = plan::split_list(item, ',');
             Shape s{};
@@ -221,8 +234,8 @@ std::vector<Shape> parse_shapes(const std::string &text, const plan::ConfigRow &
                 found = true;
             }
             if (!found) {
-                throw Error("--shapes: unknown shape '" + item +
-                            "' (B,T,S, decode, few, short, long, or a bench/shapes.h name)");
+                throw Error("--shapes: unknown shape '" + item + "' (B,T,S, " + bucket_names() +
+                            ", or a bench/shapes.h name)");
             }
         }
     }
@@ -1432,8 +1445,8 @@ private:
     Knobs default_knobs_;           // the default kernel's: a bucket's own, else none
 };
 
-// The timed shapes of a bucket: those of `shapes` inside it, else its own
-// typical shape (a bucket is tuned on calls it runs).
+// The timed shapes of a bucket: those of `shapes` inside it, else its
+// typical_shape (a bucket is tuned on calls it runs).
 std::vector<Shape> bucket_shapes(const std::string &bucket, const std::vector<Shape> &shapes) {
     const tuned::Bucket *b = tuned::find_bucket(bucket);
     if (!b) return shapes;  // "all"
@@ -1443,13 +1456,7 @@ std::vector<Shape> bucket_shapes(const std::string &bucket, const std::vector<Sh
     for (const Shape &x : shapes) {
         if (range.holds(x.queries, x.keys)) in.push_back(x);
     }
-    if (in.empty()) {
-        const long long t =
-            b->max_queries ? std::min<long long>(b->max_queries, 16) : b->min_queries;
-        in.push_back({1, std::max<long long>(t, b->min_queries),
-                      std::max<long long>(b->min_keys, t > 1 ? 128 : 512)});
-        if (b->min_keys >= 1024) in.back() = {1, 1024, 1024};
-    }
+    if (in.empty()) in.push_back(typical_shape(*b));
     return in;
 }
 
@@ -1489,9 +1496,7 @@ std::vector<KernelJob> kernel_jobs(const plan::ConfigRow &row, const std::string
         for (const std::string &b : plan::split_list(buckets, ',')) {
             const tuned::Bucket *bucket = tuned::find_bucket(b);
             if (b != "all" && !bucket) {
-                std::string names = "all";
-                for (const tuned::Bucket &x : tuned::kBuckets) names += std::string(", ") + x.name;
-                throw Error("--buckets: unknown bucket '" + b + "' (" + names + ")");
+                throw Error("--buckets: unknown bucket '" + b + "' (all, " + bucket_names() + ")");
             }
             // A bucket its mask kind does not have (few: not causal) has no kernel.
             if (bucket && !bucket->has_mask(j.mask)) continue;
@@ -1560,9 +1565,12 @@ int tune_command(int argc, char **argv) {
                    "host (the best level of the build's ladder this CPU runs) or a Halide target "
                    "this machine can run")
         ->capture_default_str();
-    app.add_option("--shapes", o.shapes,
-                   "shapes to time: B,T,S items or names (decode, few, short, long, bench/shapes.h "
-                   "names), ';' separated; default: the benchmark shapes of the configuration");
+    std::string shapes_help = "shapes to time: B,T,S items or names (";
+    for (const tuned::Bucket &b : tuned::kBuckets)
+        shapes_help += std::string(b.name) + " = " + shape_text(typical_shape(b)) + ", ";
+    shapes_help +=
+        "bench/shapes.h names), ';' separated; default: the benchmark shapes of the configuration";
+    app.add_option("--shapes", o.shapes, shapes_help);
     app.add_option("--budget", o.budget, "wall-clock budget, compiles included: 90s, 20m, 1h")
         ->capture_default_str();
     app.add_option("--jobs", o.jobs, "compiles at a time (default: the CPU count)");
