@@ -61,8 +61,8 @@ struct CpuKnobs {
     // ms (128: 15.0 and 114); the accumulators' memory round trips cost more
     // than the L1-resident panel slice saves. Kept as a knob for the tuner.
     int gemm_k_block;
-    // Reduction steps per iteration of the register tile's loop. 4 on x86
-    // below AVX-512, 1 elsewhere: see knobs_for(). Earlier, on the 2-core
+    // Reduction steps per iteration of the register tile's loop. 8 with
+    // AVX-512, 4 on x86 below it, 1 elsewhere: see knobs_for(). Earlier, on the 2-core
     // AMD EPYC (Zen 3), 1 thread, a JIT sweep of the projection GEMM alone
     // favoured 4 steps too (128 rows 63-69 -> 70-72 GFLOP/s, 1024 rows 66-73
     // -> 76-80), but AOT runs of separate binaries there were too noisy to
@@ -98,15 +98,28 @@ struct CpuKnobs {
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
     CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128, true, 4};
-    // 12 accumulators out of 16 (AVX2/SSE) registers; 24 (two panels x 12
-    // rows) out of AVX-512's 32. Two panels on the 2-core Xeon (AVX-512,
+    // 12 accumulators out of 16 (AVX2/SSE) registers; two panels of 8 rows
+    // (16) out of AVX-512's 32, see below. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
     // the 768 x 768 GEMM (mhac_gemm_bench) at 128 / 512 / 1024 rows 135 /
     // 131 / 111 -> 151 / 152 / 139 GFLOP/s (OpenBLAS 147-151 in the same
     // runs); `mhac bench` bert_base b1 6.5 -> 5.4 ms, b8 56.5 -> 48, vit 11.0
     // -> 9.6-10.2, seq512 32.6 -> 29.0, decode S=2048 56.3 -> 44.3, long
     // (generic) 509 -> 468.
-    if (vector >= 16) k.gemm_rows = 12, k.gemm_rows_short = 4, k.gemm_panels = 2;
+    if (vector >= 16) k.gemm_rows_short = 4, k.gemm_panels = 2;
+    // AVX-512: 8 rows (16 accumulators) and 8 reduction steps per loop
+    // iteration. 12 rows left no general register spare once unrolled: with
+    // run-time feature dims (the generic kernel) each row's base pointer was
+    // reloaded from the stack every step (4 or 8 steps: 0.73-0.78 of one).
+    // 2-core Xeon, tune-worker A/B against 12 rows and one step, 1 / 2
+    // threads: generic B=1 T=128 1.08 / 1.03, B=8 1.08, T=S=512 1.06 / 1.09,
+    // vit 1.09 / 1.07, tiny 1.31 / 1.29, flash decode S=128 1.07, S=2048
+    // 1.07; bert_base causal B=1 1.08 / 1.04, B=8 1.08 / 1.07, T=S=512 1.06
+    // / 1.07, vit 1.06 / 1.04; folded decode 0.99-1.02. Generic long_4096
+    // with its entry's knobs 0.95: the attention tiles have gemm_rows rows
+    // as well, and take 12 there (its entry says so). 4 steps against 8:
+    // B=1 0.99, B=8 1.00.
+    if (vector >= 16) k.gemm_rows = 8, k.gemm_k_unroll = 8;
     // Row blocks: 256 rows of 768 features (768 KB) sit in the Xeon's 2 MB
     // L2. Same machine, 1 thread, the bert_base row with its tuned knobs,
     // interleaved in one process: decode S=2048 (two 2048-row GEMMs) 1.05x
@@ -115,16 +128,14 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     // keeps 384 KB inside the 512 KB L2 of the AMD EPYC (Zen 3), unmeasured.
     if (vector >= 16) k.gemm_row_block = 256;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
-    // Four reduction steps per loop iteration on x86 below AVX-512: the
-    // 12-accumulator tiles (6 x 2 AVX2 vectors, 3 x 4 SSE vectors) spend a
-    // loop's overhead on 12 FMAs otherwise. 2-core Xeon, tune-worker A/B
+    // Four reduction steps per loop iteration on x86 below AVX-512 (AVX-512:
+    // 8, above): the 12-accumulator tiles (6 x 2 AVX2 vectors, 3 x 4 SSE
+    // vectors) spend a loop's overhead on 12 FMAs otherwise. 2-core Xeon, tune-worker A/B
     // (both kernels in one process), bert_base row, 1 / 2 threads: AVX2
     // B=1 T=128 1.08 / 1.05, B=8 1.07, T=S=512 1.07 / 1.06, vit 1.08 / 1.06,
     // decode S=128 (flash) 1.06 / 1.04, S=2048 1.08 / 1.07 (8 steps against
     // 4: 1.00-1.01; 2 steps: 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128
-    // 1.34, vit 1.30, decode S=128 1.47. AVX-512's 24-accumulator tiles
-    // (12 rows) lost 20-25% with 4 or 8 steps and are even with 2; its
-    // tuned bert_base entry takes 8 rows and 8 steps. NEON: unmeasured.
+    // 1.34, vit 1.30, decode S=128 1.47. NEON: unmeasured.
     if (target.arch == Target::X86 && vector <= 8) k.gemm_k_unroll = 4;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
