@@ -330,9 +330,9 @@ public:
             if (get_target().has_gpu_feature())
                 throw CompileError("absorb_kv=1 has no GPU schedule");
             // A causal call reads no key past its last query (fused_keys_read).
-            p_.absorbed =
-                absorbed_attention(p_.q, key, value, key_kernel, value_kernel, bv, use_bias,
-                                   p_.allowed, kind, keys_read, heads, h_dim, hv_dim, ek, ev, scale);
+            p_.absorbed = absorbed_attention(p_.q, key, value, key_kernel, value_kernel, bv,
+                                             use_bias, p_.allowed, kind, keys_read, heads, h_dim,
+                                             hv_dim, ek, ev, scale);
             p_.context_flat = flatten_heads(p_.absorbed.context, hv_dim);
         } else {
             p_.k_proj = project(flatten_rows(key, keys_read, key.dim(2).extent(), "key_rows"), ek,
@@ -435,3 +435,12 @@ HALIDE_REGISTER_GENERATOR(mhac::gen::ScoresGenerator, mhac_scores)
 HALIDE_REGISTER_GENERATOR(mhac::gen::MaskedSoftmaxGenerator, mhac_masked_softmax)
 HALIDE_REGISTER_GENERATOR(mhac::gen::CombineGenerator, mhac_combine)
 HALIDE_REGISTER_GENERATOR(mhac::gen::FusedGenerator, mhac_fused)
+
+// The schedule source hash this executable was built from, as text in it:
+// `mhac tune` stamps the entries it writes and `mhac generate` picks entries
+// by the hash mhac was built with, so both refuse a generator built from
+// other sources (tools/mhac/generate_command.cpp, checked_generator_path).
+#ifdef MHAC_SCHEDULE_SOURCE_HASH
+extern "C" __attribute__((used)) const char mhac_generator_source_hash[] =
+    "mhac-schedule-source-hash=" MHAC_SCHEDULE_SOURCE_HASH ";";
+#endif

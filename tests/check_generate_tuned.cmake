@@ -56,3 +56,19 @@ if(NOT out MATCHES "tuning avx2-f16c-fma: key_block=64 \\(2026-05-01\\)")
   message(FATAL_ERROR "mhac inspect does not show the tuning:\n${out}")
 endif()
 message(STATUS "tuned database: used and ignored as expected")
+
+# A generator built from other sources than mhac (its schedule source hash,
+# written into it, differs) is refused before anything is generated: mhac picks
+# the tuned entries by its own hash.
+file(WRITE ${WORK_DIR}/other_generator "mhac-schedule-source-hash=0123456789abcdef;")
+execute_process(COMMAND ${CMAKE_COMMAND} -E env MHAC_GENERATOR=${WORK_DIR}/other_generator
+                        ${MHAC} generate --config ${WORK_DIR}/tiny.txt --targets x86-64-linux-sse41
+                        --tuned-db ${WORK_DIR}/db -o ${WORK_DIR}/other
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "built from other schedule sources \\(hash 0123456789abcdef\\) than this mhac \\(${HASH}\\)")
+  message(FATAL_ERROR "a generator of other sources was not refused (exit ${rc}):\n${out}\n${err}")
+endif()
+if(EXISTS ${WORK_DIR}/other/manifest.json)
+  message(FATAL_ERROR "a refused generate wrote a manifest")
+endif()
+message(STATUS "generator of other sources: refused")

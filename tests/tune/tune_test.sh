@@ -176,6 +176,9 @@ errors)
   expect "not a thread count" --config tiny --threads 0
   expect "unknown bucket 'sideways'" --config tiny --buckets all,sideways
   expect "unknown knob 'sideways'" --config tiny --knobs key_block,sideways
+  printf 'mhac-schedule-source-hash=0123456789abcdef;' > "$WORK/other_generator"
+  MHAC_GENERATOR="$WORK/other_generator" expect \
+    "built from other schedule sources \\(hash 0123456789abcdef\\)" --config tiny
   [[ ! -e "$WORK/db" ]] || fail "a refused run wrote a database"
   echo "errors: ok"
   ;;

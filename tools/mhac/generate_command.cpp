@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -36,6 +37,27 @@ std::string generator_path() {
     if (fs::exists(MHAC_BUILD_GENERATOR)) return MHAC_BUILD_GENERATOR;
 #endif
     throw Error("mhac's generator executable was not found; set MHAC_GENERATOR");
+}
+
+std::string checked_generator_path() {
+    const std::string path = generator_path();
+    const std::string own = MHAC_SCHEDULE_SOURCE_HASH;
+    if (own == "unknown") return path;
+    std::ifstream in(path, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string mark = "mhac-schedule-source-hash=";
+    const size_t at = bytes.find(mark);
+    if (at == std::string::npos) return path;
+    const size_t end = bytes.find(';', at);
+    const std::string theirs = bytes.substr(
+        at + mark.size(), end == std::string::npos ? std::string::npos : end - at - mark.size());
+    if (theirs != own) {
+        throw Error("the generator " + path + " was built from other schedule sources (hash " +
+                    theirs + ") than this mhac (" + own +
+                    "): rebuild both (cmake --build <build dir>), or set MHAC_GENERATOR to the "
+                    "generator of mhac's build");
+    }
+    return path;
 }
 
 namespace {
@@ -278,9 +300,10 @@ int generate_command(int argc, char **argv) {
     for (const auto &w : plan.warnings) {
         std::fprintf(stderr, "mhac generate: warning: tuned database: %s\n", w.c_str());
     }
+    const std::string generator = plan_only ? "" : checked_generator_path();
     fs::create_directories(fs::path(out_dir) / "mhac");
     std::vector<double> seconds;
-    if (!plan_only) seconds = generate_kernels(plan, generator_path(), out_dir);
+    if (!plan_only) seconds = generate_kernels(plan, generator, out_dir);
     const fs::path out(out_dir);
     std::ofstream(out / (plan.set_name + "_registry.cpp")) << plan.registry_source;
     std::ofstream(out / "mhac" / ("kernel_set_" + plan.set_name + ".h")) << plan.header;

@@ -587,7 +587,7 @@ public:
           budget_s_(parse_duration(o_.budget, "--budget")),
           twin_cap_option_s_(o_.twin_cap.empty() ? 0 : parse_duration(o_.twin_cap, "--twin-cap")),
           progress_(budget_s_, start_),
-          generator_(generator_path()),
+          generator_(checked_generator_path()),
           generator_stamp_(stamp_of(generator_)),
           space_(searched_knobs(target_, o_.knobs)),
           rng_(o_.seed) {}
