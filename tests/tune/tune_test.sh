@@ -94,6 +94,9 @@ buckets)
   f=$(db_file) && [[ -n "$f" ]] || fail "no entry written"
   grep -q '"bucket": "decode"' "$f" || fail "the entry is not the decode bucket's"
   grep -q '"bucket": "all"' "$f" && fail "an all-shapes entry was written"
+  # A kept default is the bucket's, not the hand defaults.
+  grep -q '"found_by": "\(knob search\|bucket defaults absorb_kv=1 (\)' "$f" ||
+    fail "the decode entry's found_by does not name its bucket's defaults: $(grep found_by "$f")"
   echo "buckets: ok"
   ;;
 seeds)

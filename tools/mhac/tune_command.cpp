@@ -717,7 +717,7 @@ private:
             if (!best || c.speedup() > best->speedup()) best = &c;
         }
         std::vector<Timing> final_timings;
-        std::string found_by = "hand defaults (nothing measured beat them)";
+        std::string found_by = defaults_kept() + " (nothing measured beat them)";
         Knobs winner;
         if (!best && !g_interrupted) {
             // Nothing passed (or nothing fit the budget): the hand defaults
@@ -725,7 +725,7 @@ private:
             Candidate self = *base_;
             if (run_worker(self, o_.seconds_per_shape, budget_s_ + 10)) {
                 report(job, {}, self.timings);
-                write_entry(job, {}, "hand defaults (no candidate passed and was measured)",
+                write_entry(job, {}, defaults_kept() + " (no candidate passed and was measured)",
                             self.timings);
                 return 0;
             }
@@ -737,7 +737,7 @@ private:
         const double budget_end = budget_s_ + 10;  // the final check may use the slack
         if (best->speedup() > 1.01 && !g_interrupted && seconds_since(start_) < budget_end) {
             progress_.log("re-measuring the best (" + best->label() + ", " + fmt(best->speedup()) +
-                          "x) against the hand defaults");
+                          "x) against " + defaults_named());
             // A confirmation that fails narrowly on one shape gets a second;
             // then each shape takes the median of the three runs (the
             // search's own included), so one noisy repetition decides neither way.
@@ -765,7 +765,7 @@ private:
                                fmt(judged.worst_speedup()) + "x";
                 if (judged.speedup() < 1.03 || judged.worst_speedup() < 0.95) break;
             }
-            if (winner.empty()) progress_.log("keeping the hand defaults");
+            if (winner.empty()) progress_.log("keeping " + defaults_named());
         } else if (best->speedup() > 1.01 && g_interrupted && best->worst_speedup() >= 1.0) {
             winner = best->knobs;  // interrupted: keep what was measured
             found_by = "knob search (interrupted before re-measuring)";
@@ -876,6 +876,19 @@ private:
             if (c->status == "rejected" || c->status == "failed")
                 md << "\n" << c->autoscheduler << ": " << c->status << ": " << c->note << "\n";
         }
+    }
+
+    // The default kernel in words: the hand defaults, or for a bucket with
+    // default knobs of its own (decode, few: absorb_kv=1) those over them.
+    std::string defaults_named() const {
+        return default_knobs_.empty()
+                   ? "the hand defaults"
+                   : "the bucket's defaults (" + knobs_text(default_knobs_) + ")";
+    }
+    // An entry's found_by when the default kernel stays.
+    std::string defaults_kept() const {
+        return default_knobs_.empty() ? "hand defaults"
+                                      : "bucket defaults " + knobs_text(default_knobs_);
     }
 
     void write_entry(const KernelJob &job, const Knobs &winner, const std::string &found_by,
