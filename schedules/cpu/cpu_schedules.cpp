@@ -130,12 +130,13 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
     // Four reduction steps per loop iteration on x86 below AVX-512 (AVX-512:
     // 8, above): the 12-accumulator tiles (6 x 2 AVX2 vectors, 3 x 4 SSE
-    // vectors) spend a loop's overhead on 12 FMAs otherwise. 2-core Xeon, tune-worker A/B
-    // (both kernels in one process), bert_base row, 1 / 2 threads: AVX2
-    // B=1 T=128 1.08 / 1.05, B=8 1.07, T=S=512 1.07 / 1.06, vit 1.08 / 1.06,
-    // decode S=128 (flash) 1.06 / 1.04, S=2048 1.08 / 1.07 (8 steps against
-    // 4: 1.00-1.01; 2 steps: 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128
-    // 1.34, vit 1.30, decode S=128 1.47. NEON: unmeasured.
+    // vectors) spend a loop's overhead on 12 FMAs otherwise. 2-core Xeon,
+    // tune-worker A/B (both kernels in one process), bert_base row, 1 / 2
+    // threads: AVX2 B=1 T=128 1.06 / 1.05, B=8 1.09 / 1.08, T=S=512 1.06 /
+    // 1.05, vit 1.07 / 1.05, decode S=128 (flash) 1.06 / 1.03, S=2048 1.07 /
+    // 1.07, folded decode 0.98-1.01 (8 steps against 4: 1.00-1.01; 2 steps:
+    // 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128 1.34, vit 1.30, decode
+    // S=128 1.47. NEON: unmeasured.
     if (target.arch == Target::X86 && vector <= 8) k.gemm_k_unroll = 4;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
