@@ -48,9 +48,9 @@ std::string checked_generator_path() {
     const std::string mark = "mhac-schedule-source-hash=";
     const size_t at = bytes.find(mark);
     if (at == std::string::npos) return path;
-    const size_t end = bytes.find(';', at);
-    const std::string theirs = bytes.substr(
-        at + mark.size(), end == std::string::npos ? std::string::npos : end - at - mark.size());
+    const size_t from = at + mark.size();
+    // Up to the ';' (substr clamps a count past the end, when there is none).
+    const std::string theirs = bytes.substr(from, bytes.find(';', from) - from);
     if (theirs != own) {
         throw Error("the generator " + path + " was built from other schedule sources (hash " +
                     theirs + ") than this mhac (" + own +
