@@ -316,7 +316,7 @@ public:
             tuned, get_target(),
             {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll,
              gemm_panels, gemm_row_block, v_staging, attn_k_unroll, absorb_kv});
-        const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs);
+        const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs, kind);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).
         Expr queries = query.dim(1).extent();

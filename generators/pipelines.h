@@ -17,7 +17,8 @@ struct FusedBlocking {
     int vector_tile;  // keys (of K) and value columns (of V) stored contiguously
     bool trim_keys;   // shorten blocks to the keys a call can attend (flash_attention)
 };
-FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs);
+FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs,
+                             gen::MaskKind kind);
 
 struct ProjectionPipeline {
     gen::Projection proj;

@@ -17,11 +17,12 @@ MHAC_DISPATCH(fused, FusedPipeline)
 
 #undef MHAC_DISPATCH
 
-FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs) {
+FusedBlocking fused_blocking(const Halide::Target &target, const KnobOverrides &knobs,
+                             gen::MaskKind kind) {
     const bool gpu = target.has_gpu_feature();
     const int key_block = knobs.key_block > 0 ? knobs.key_block
                           : gpu               ? gpu_default_key_block(target)
-                                              : cpu_default_key_block(target);
+                                              : cpu_default_key_block(target, kind);
     return {key_block,
             gpu ? gpu_vector_tile(target, key_block) : cpu_vector_tile(target, key_block),
             // Blocks fitted to the keys a call can attend (flash_attention's

@@ -15,7 +15,7 @@ void cpu_schedule_combine(CombinePipeline &p, const Halide::Target &target);
 void cpu_schedule_fused(FusedPipeline &p, const Halide::Target &target);
 // The fused core's blocking: the key block when no knob sets it, and the
 // vector tile K and V are staged in for a given key block.
-int cpu_default_key_block(const Halide::Target &target);
+int cpu_default_key_block(const Halide::Target &target, gen::MaskKind kind);
 int cpu_vector_tile(const Halide::Target &target, int key_block);
 
 // CUDA family: schedules/cuda/gpu_schedules.cpp.

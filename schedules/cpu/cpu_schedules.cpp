@@ -475,7 +475,7 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
     register_tile(a.block_pv.in(), a.block_pv, a.r_si);
 }
 
-int cpu_default_key_block(const Target &) {
+int cpu_default_key_block(const Target &target, gen::MaskKind kind) {
     // 128 keys keep a block's K and V (2 x 32 KB at H = 64) in L2 next to the
     // block's logits. Same run, generic, 2 threads: 64 keys long 0.54 -> 0.77
     // s, prefill_b1 6.2 -> 6.7 ms; 256 keys prefill_b1 7.7 ms, seq512 28.3 ->
@@ -485,7 +485,18 @@ int cpu_default_key_block(const Target &) {
     // tuner's long bucket takes 512. 2-core Xeon (AVX-512), generic, 1
     // thread, 512 against 128 keys: long_4096 1.10x, T=S=512 1.05x, vit
     // 1.03x, B=1 T=128 0.99x, decode S=2048 0.97x; causal T=S=512 0.94x.
-    return 128;
+    // AVX2 without the causal mask: 256. S = 197 is then one fitted block of
+    // 208 keys, not two of 128 (59 padded keys), and T=S=512 merges two
+    // blocks per row, not four. 2-core AMD EPYC (Zen 3), bert_base row, hand
+    // defaults otherwise, tune-worker A/B (both kernels in one process), 256
+    // against 128, 1 / 2 threads: vit 1.06 / 1.05, T=S=512 1.02 / 1.04, B=8
+    // T=128 1.01 / 1.02, B=1 T=128 1.00 / 0.98, re-measured over all eight
+    // 1.016 (worst 0.997); 512: vit 1.06 / 1.05, T=S=512 0.97 / 1.02. Causal
+    // keeps 128, whose smaller blocks skip more fully masked keys: 256 took
+    // T=S=512 to 0.98 / 0.97 (vit 1.01 / 1.03). Dense masks skip no block
+    // either, so they take no-mask's 256 (unmeasured).
+    const bool avx2 = target.arch == Target::X86 && target.natural_vector_size<float>() == 8;
+    return avx2 && kind != gen::MaskKind::causal ? 256 : 128;
 }
 
 int cpu_vector_tile(const Target &target, int key_block) {
