@@ -70,6 +70,7 @@ public:
     GeneratorParam<int> gemm_k_unroll{"gemm_k_unroll", 0};
     GeneratorParam<int> gemm_panels{"gemm_panels", 0};
     GeneratorParam<int> gemm_row_block{"gemm_row_block", 0};
+    GeneratorParam<int> gemm_rows_exact{"gemm_rows_exact", -1};
     GeneratorParam<std::string> tuned{"tuned", ""};  // per-target knobs (schedules/tuned_param.h)
 
     Input<Buffer<float, 2>> input{"input"};      // (e, m): rows of Keras's [..., E]
@@ -116,6 +117,7 @@ public:
         row.gemm_k_unroll = gemm_k_unroll;
         row.gemm_panels = gemm_panels;
         row.gemm_row_block = gemm_row_block;
+        row.gemm_rows_exact = gemm_rows_exact;
         p.knobs = knobs_for_this_target(tuned, get_target(), row);
         sched::schedule_projection(p, get_target());
     }
@@ -271,6 +273,7 @@ public:
     GeneratorParam<int> v_staging{"v_staging", -1};
     GeneratorParam<int> attn_k_unroll{"attn_k_unroll", 0};
     GeneratorParam<int> absorb_kv{"absorb_kv", -1};
+    GeneratorParam<int> gemm_rows_exact{"gemm_rows_exact", -1};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -315,7 +318,7 @@ public:
         p_.knobs = knobs_for_this_target(
             tuned, get_target(),
             {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll,
-             gemm_panels, gemm_row_block, v_staging, attn_k_unroll, absorb_kv});
+             gemm_panels, gemm_row_block, v_staging, attn_k_unroll, absorb_kv, gemm_rows_exact});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs, kind);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).

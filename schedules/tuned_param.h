@@ -19,17 +19,18 @@ namespace mhac::sched {
 // `stage:knob=value` in the kernel table, or the `tuned` GeneratorParam);
 // 0 = the target's default from the knob table of its schedule family.
 struct KnobOverrides {
-    int key_block = 0;        // keys per flash-attention block (fused)
-    int query_block = 0;      // query rows per attention block (fused)
-    int gemm_rows = 0;        // rows per GEMM register tile
-    int gemm_rows_short = 0;  // rows per tile when fewer than gemm_rows exist
-    int gemm_k_block = -1;    // input features per GEMM pass (0 = all; -1 = default)
-    int gemm_k_unroll = 0;    // reduction steps unrolled in the GEMM register tile
-    int gemm_panels = 0;      // weight panels (kPanelWidth columns) per GEMM register tile
-    int gemm_row_block = 0;   // input rows per pass over the weights (long row counts)
-    int v_staging = -1;       // 1: V copied into key-block tiles; 0: read where projected
-    int attn_k_unroll = 0;    // reduction steps unrolled in the attention's register tiles
-    int absorb_kv = -1;       // 1: K and V projections folded into the query (decode); else flash
+    int key_block = 0;         // keys per flash-attention block (fused)
+    int query_block = 0;       // query rows per attention block (fused)
+    int gemm_rows = 0;         // rows per GEMM register tile
+    int gemm_rows_short = 0;   // rows per tile when fewer than gemm_rows exist
+    int gemm_k_block = -1;     // input features per GEMM pass (0 = all; -1 = default)
+    int gemm_k_unroll = 0;     // reduction steps unrolled in the GEMM register tile
+    int gemm_panels = 0;       // weight panels (kPanelWidth columns) per GEMM register tile
+    int gemm_row_block = 0;    // input rows per pass over the weights (long row counts)
+    int v_staging = -1;        // 1: V copied into key-block tiles; 0: read where projected
+    int attn_k_unroll = 0;     // reduction steps unrolled in the attention's register tiles
+    int absorb_kv = -1;        // 1: K and V projections folded into the query (decode); else flash
+    int gemm_rows_exact = -1;  // rows per GEMM tile where they divide the rows (0 = off)
 };
 
 struct KnobName {
@@ -46,7 +47,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"gemm_row_block", &KnobOverrides::gemm_row_block},
                                           {"v_staging", &KnobOverrides::v_staging},
                                           {"attn_k_unroll", &KnobOverrides::attn_k_unroll},
-                                          {"absorb_kv", &KnobOverrides::absorb_kv}};
+                                          {"absorb_kv", &KnobOverrides::absorb_kv},
+                                          {"gemm_rows_exact", &KnobOverrides::gemm_rows_exact}};
 
 }  // namespace mhac::sched
 

@@ -12,6 +12,11 @@ target, emitting Halide's lowered statement and the assembly; where both outputs
 byte-identical it rewrites the entry's source_hash from --old-hash to --new-hash. Entries
 whose code differs stay stale, and are listed.
 
+A new knob whose default changes kernels (say gemm_rows_exact, 4 on AVX2) makes entries
+stale that merely predate it: --pin gemm_rows_exact=0 retries such an entry with the knob
+set to the value that reproduces the old code, and where that is byte-identical the entry
+is carried over with the knob added to its knobs (its tuned kernel stays what was measured).
+
     git worktree add /tmp/old <commit tuned at>     # build its mhac_generators there
     python3 tools/tuned_restamp.py --old-generator /tmp/old/build/generators/mhac_generators \\
         --new-generator build/generators/mhac_generators \\
@@ -29,11 +34,11 @@ import tempfile
 from pathlib import Path
 
 
-def emit(generator, entry, out_dir):
+def emit(generator, entry, out_dir, extra_knobs=()):
     out_dir.mkdir(parents=True)
     cmd = [generator, "-g", entry["generator"], "-f", "k", "-n", "k", "-e", "stmt,assembly",
            "-o", str(out_dir), f"target={entry['target']}-no_runtime"]
-    cmd += entry["kernel_params"] + entry["knobs"]
+    cmd += entry["kernel_params"] + entry["knobs"] + list(extra_knobs)
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
@@ -54,7 +59,12 @@ def main():
     ap.add_argument("--new-hash", required=True)
     ap.add_argument("--db", type=Path, default=Path(__file__).resolve().parent.parent /
                     "schedules" / "tuned")
+    ap.add_argument("--pin", action="append", default=[], metavar="KNOB=VALUE",
+                    help="a new knob's value that reproduces the old code (repeatable)")
     args = ap.parse_args()
+    for pin in args.pin:
+        if "=" not in pin:
+            ap.error(f"--pin {pin}: expected KNOB=VALUE")
 
     stale = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,13 +78,23 @@ def main():
                 old = emit(args.old_generator, entry, work / "old")
                 new = emit(args.new_generator, entry, work / "new")
                 same = all(filecmp.cmp(a, b, shallow=False) for a, b in zip(old, new))
+                # Pins the entry does not set already (its own value wins).
+                set_knobs = {k.split("=")[0] for k in entry["knobs"]}
+                pins = [p for p in args.pin if p.split("=")[0] not in set_knobs]
+                pinned = False
+                if not same and pins:
+                    new = emit(args.new_generator, entry, work / "pinned", pins)
+                    same = pinned = all(filecmp.cmp(a, b, shallow=False)
+                                        for a, b in zip(old, new))
                 if same:
                     entry["source_hash"] = args.new_hash
+                    if pinned:
+                        entry["knobs"] = sorted(entry["knobs"] + pins)
                     changed = True
                 else:
                     stale += 1
-                print(f"{'carried over' if same else 'CODE DIFFERS, stays stale'}: "
-                      f"{describe(entry)}")
+                how = f"carried over with {' '.join(pins)}" if pinned else "carried over"
+                print(f"{how if same else 'CODE DIFFERS, stays stale'}: {describe(entry)}")
             if changed:
                 db_file.write_text(json.dumps(db, indent=2, ensure_ascii=False) + "\n")
     return 1 if stale else 0

@@ -46,6 +46,10 @@ struct CpuKnobs {
     // Rows per tile when fewer than gemm_rows rows exist (short sequences,
     // decode): a weight panel still serves several rows per pass.
     int gemm_rows_short;
+    // Rows per tile where they divide the rows exactly and gemm_rows tiles
+    // would recompute 2% or more of them (exact_tiles); 0 = off. Measured:
+    // see knobs_for().
+    int gemm_rows_exact;
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
     int parallel_min_work;
@@ -97,7 +101,7 @@ struct CpuKnobs {
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 1 << 17, 96, 0, 1, 1, 128, true, 4};
+    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4};
     // 12 accumulators out of 16 (AVX2/SSE) registers; two panels of 8 rows
     // (16) out of AVX-512's 32, see below. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -138,9 +142,19 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     // 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128 1.34, vit 1.30, decode
     // S=128 1.47. NEON: unmeasured.
     if (target.arch == Target::X86 && vector <= 8) k.gemm_k_unroll = 4;
+    // AVX2: 4-row tiles (8 accumulators) where 6-row ones recompute rows:
+    // T = 128 is 32 tiles of 4, not 22 of 6 (132 rows). 2-core AMD EPYC
+    // (Zen 3), bert_base row, A/B of the two generators' kernels in one
+    // tune-worker process, two rounds, 1 / 2 threads: B=1 T=128 1.022, 1.026
+    // / 0.957, 1.018 (2 threads: spreads of 0.7-1.5); B=8 T=128 1.013, 1.006
+    // / 1.021, 1.013; vit and T=S=512 (code unchanged) 1.00-1.02; tiny T=16
+    // 1.02-1.04 / 1.00-1.03, T=64 0.99. A whole-kernel gemm_rows=4 (the
+    // attention tiles too) measured 1.02 at T=128 but 0.98 for vit.
+    if (target.arch == Target::X86 && vector == 8) k.gemm_rows_exact = 4;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
     if (set.gemm_rows_short > 0) k.gemm_rows_short = set.gemm_rows_short;
+    if (set.gemm_rows_exact >= 0) k.gemm_rows_exact = set.gemm_rows_exact;
     if (set.gemm_k_block >= 0) k.gemm_k_block = set.gemm_k_block;
     if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
     if (set.gemm_panels > 0) k.gemm_panels = set.gemm_panels;
@@ -250,14 +264,31 @@ struct GemmWork {
 };
 using GemmParallelism = std::optional<GemmWork>;
 
+// Whether `rows` take gemm_rows_exact tiles: that many rows divide them,
+// while gemm_rows tiles (the last shifted inwards) would recompute at least
+// 2% of them. T = 128 in 6-row tiles is 132 rows (3.1%); 1024 rows lose 0.2%,
+// which a shorter tile's lower rate costs more than.
+Expr exact_tiles(const Expr &rows, const CpuKnobs &k) {
+    const int R = k.gemm_rows, Re = k.gemm_rows_exact;
+    if (Re <= 0 || Re == R) return Expr(false);
+    return rows % Re == 0 && rows % R != 0 && (R - rows % R) * 50 >= rows;
+}
+
 // The specializations of a register-tiled GEMM loop, most specific first:
+// gemm_rows_exact tiles where they fit the rows exactly (exact_tiles), then
 // gemm_rows tiles (in parallel once their work is worth it), then for fewer
 // rows gemm_rows_short tiles and single rows, in parallel once the short
-// tiles' work is. `tile(stage, rows_per_tile, parallel)` schedules one.
+// tiles' work is. `tile(stage, rows_per_tile, parallel)` schedules one; the
+// first two are full tiles (blocks of whole tiles).
 template <typename Tile>
 void specialize_tiles(Stage out, const Expr &rows, const GemmParallelism &parallel,
                       const CpuKnobs &k, const Tile &tile) {
-    const int R = k.gemm_rows, Rs = k.gemm_rows_short;
+    const int R = k.gemm_rows, Rs = k.gemm_rows_short, Re = k.gemm_rows_exact;
+    const Expr exact = exact_tiles(rows, k);
+    if (!Internal::is_const_zero(exact)) {
+        if (parallel) tile(out.specialize(exact && worth_parallel(parallel->tiles, k)), Re, true);
+        tile(out.specialize(exact), Re, false);
+    }
     if (parallel) tile(out.specialize(rows >= R && worth_parallel(parallel->tiles, k)), R, true);
     tile(out.specialize(rows >= R), R, false);
     const Expr short_parallel = parallel ? worth_parallel(parallel->short_tiles, k) : Expr(false);
@@ -290,14 +321,16 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const GemmPara
     // blocks. In 64 bits: the simplifier folds such sums into rows * 257
     // (row blocks of 256), which wraps in 32 bits from 8.4M rows.
     Expr rows64 = cast<int64_t>(rows);
-    Expr tiles = (rows64 + R - 1) / R;
     Expr blocks = max((rows64 + k.gemm_row_block - 1) / k.gemm_row_block, 1);
-    Expr tiles_per_block = cast<int>((tiles + blocks - 1) / blocks);
+    auto tiles_per_block = [&](int rows_per_tile) {
+        Expr tiles = (rows64 + rows_per_tile - 1) / rows_per_tile;
+        return cast<int>((tiles + blocks - 1) / blocks);
+    };
 
     auto tile = [&](Stage s, int rows_per_tile, bool parallel) {
-        if (rows_per_tile == R) {
-            s.split(m, mt, mi, R, TailStrategy::ShiftInwards)
-                .split(mt, mb, mo, tiles_per_block, TailStrategy::GuardWithIf)
+        if (rows_per_tile == R || rows_per_tile == k.gemm_rows_exact) {
+            s.split(m, mt, mi, rows_per_tile, TailStrategy::ShiftInwards)
+                .split(mt, mb, mo, tiles_per_block(rows_per_tile), TailStrategy::GuardWithIf)
                 .reorder(ji, mi, mo, jo, mb);
         } else {
             s.split(m, mo, mi, rows_per_tile,
@@ -477,12 +510,13 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
 
 int cpu_default_key_block(const Target &target, gen::MaskKind kind) {
     // 128 keys keep a block's K and V (2 x 32 KB at H = 64) in L2 next to the
-    // block's logits. Same run, generic, 2 threads: 64 keys long 0.54 -> 0.77
-    // s, prefill_b1 6.2 -> 6.7 ms; 256 keys prefill_b1 7.7 ms, seq512 28.3 ->
-    // 30.7 ms, long unchanged (0.53 s).
-    // With blocks fitted to short calls (trim_keys) a longer block no longer
-    // pads S = 128 or 197, but still measured mixed, so 128 stays and the
-    // tuner's long bucket takes 512. 2-core Xeon (AVX-512), generic, 1
+    // block's logits. AMD EPYC, generic, 2 threads, before blocks were fitted
+    // to short calls (a 256-key block then padded S = 128 to 256): 64 keys
+    // long 0.54 -> 0.77 s, prefill_b1 6.2 -> 6.7 ms; 256 keys prefill_b1 7.7
+    // ms, seq512 28.3 -> 30.7 ms, long unchanged (0.53 s).
+    // With fitted blocks (trim_keys) a longer block no longer pads S = 128
+    // or 197. AVX-512 still measured mixed, so it keeps 128 and the tuner's
+    // long bucket takes 512. 2-core Xeon (AVX-512), generic, 1
     // thread, 512 against 128 keys: long_4096 1.10x, T=S=512 1.05x, vit
     // 1.03x, B=1 T=128 0.99x, decode S=2048 0.97x; causal T=S=512 0.94x.
     // AVX2 without the causal mask: 256. S = 197 is then one fitted block of
@@ -817,14 +851,15 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // with its tuned knobs, interleaved in one process, 1 / 2 threads: B=1
     // T=128 1.04 / 1.06, B=8 1.01 / 1.05, T=S=512 1.02 / 1.01, vit 1.02 /
     // 1.04, decode S=128 1.00 / 1.01 (the panel order alone: 1.00-1.02).
-    Expr tiles_per_block = ((queries + R - 1) / R + blocks - 1) / blocks;
     Expr work = work_of({queries, batch, out_features, a.keys_read});
     // Every specialization has the loops tq (a block of rows, or the whole
     // sequence) and mo (one row tile), where the producers are computed.
     auto tile_out = [&](Stage st, int rows, bool parallel) {
         st.split(o, oo, oi, gemm_tile_width(k), TailStrategy::GuardWithIf);
-        if (rows == R) {
-            st.split(t, mt, mi, R, TailStrategy::ShiftInwards)
+        const bool full_tiles = rows == R || rows == k.gemm_rows_exact;
+        if (full_tiles) {
+            Expr tiles_per_block = ((queries + rows - 1) / rows + blocks - 1) / blocks;
+            st.split(t, mt, mi, rows, TailStrategy::ShiftInwards)
                 .split(mt, tq, mo, tiles_per_block, TailStrategy::GuardWithIf);
         } else {
             st.split(t, tq, tqi, queries, TailStrategy::ShiftInwards)
@@ -832,8 +867,8 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
                        rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto);
         }
         st.reorder(oi, mi, mo, oo, tq, b).vectorize(oi, k.vector).unroll(mi);
-        if (parallel && rows == R) st.parallel(b).parallel(tq);
-        if (parallel && rows < R) st.parallel(oo);
+        if (parallel && full_tiles) st.parallel(b).parallel(tq);
+        if (parallel && !full_tiles) st.parallel(oo);
     };
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).

@@ -105,7 +105,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"gemm_row_block", {64, 128, 256, 512, 1024}},
             {"v_staging", {0, 1}},
             {"attn_k_unroll", {1, 2, 4}},
-            {"absorb_kv", {0, 1}}};
+            {"absorb_kv", {0, 1}},
+            {"gemm_rows_exact", {0, 2, 3, 4, 5}}};
 }
 
 // The range named `name` in `space`, or null.
