@@ -46,9 +46,9 @@ struct CpuKnobs {
     // Rows per tile when fewer than gemm_rows rows exist (short sequences,
     // decode): a weight panel still serves several rows per pass.
     int gemm_rows_short;
-    // Rows per tile where they divide the rows exactly and gemm_rows tiles
-    // would recompute 2% or more of them (exact_tiles); 0 = off. Measured:
-    // see knobs_for().
+    // Rows per projection tile where they divide the rows exactly and
+    // gemm_rows tiles would recompute 2% or more of them (exact_tiles); 0 =
+    // off. Measured: see knobs_for().
     int gemm_rows_exact;
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
@@ -142,14 +142,15 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     // 0.98); generic long_4096 1.01; SSE4.1 B=1 T=128 1.34, vit 1.30, decode
     // S=128 1.47. NEON: unmeasured.
     if (target.arch == Target::X86 && vector <= 8) k.gemm_k_unroll = 4;
-    // AVX2: 4-row tiles (8 accumulators) where 6-row ones recompute rows:
-    // T = 128 is 32 tiles of 4, not 22 of 6 (132 rows). 2-core AMD EPYC
-    // (Zen 3), bert_base row, A/B of the two generators' kernels in one
-    // tune-worker process, two rounds, 1 / 2 threads: B=1 T=128 1.022, 1.026
-    // / 0.957, 1.018 (2 threads: spreads of 0.7-1.5); B=8 T=128 1.013, 1.006
-    // / 1.021, 1.013; vit and T=S=512 (code unchanged) 1.00-1.02; tiny T=16
-    // 1.02-1.04 / 1.00-1.03, T=64 0.99. A whole-kernel gemm_rows=4 (the
-    // attention tiles too) measured 1.02 at T=128 but 0.98 for vit.
+    // AVX2: 4-row tiles (8 accumulators) in the projections where 6-row
+    // ones recompute rows: T = 128 is 32 tiles of 4, not 22 of 6 (132
+    // rows). 2-core AMD EPYC (Zen 3), bert_base row, bench/ab_kernels.py
+    // (both generators' kernels in one tune-worker process), two rounds, 1
+    // / 2 threads: B=1 T=128 1.016, 1.016 / 1.009, 1.014; B=8 T=128 1.005,
+    // 1.007 / 1.012, 1.006. With the output stage's tiles too: B=1 1.022,
+    // 1.026 at 1 thread, but see schedule_gemm. Tiny T=16 1.02-1.04, T=64
+    // 0.99. A whole-kernel gemm_rows=4 (the attention tiles too) measured
+    // 1.02 at T=128 but 0.98 for vit.
     if (target.arch == Target::X86 && vector == 8) k.gemm_rows_exact = 4;
     if (set.query_block > 0) k.query_block = set.query_block;
     if (set.gemm_rows > 0) k.gemm_rows = set.gemm_rows;
@@ -275,20 +276,13 @@ Expr exact_tiles(const Expr &rows, const CpuKnobs &k) {
 }
 
 // The specializations of a register-tiled GEMM loop, most specific first:
-// gemm_rows_exact tiles where they fit the rows exactly (exact_tiles), then
 // gemm_rows tiles (in parallel once their work is worth it), then for fewer
 // rows gemm_rows_short tiles and single rows, in parallel once the short
-// tiles' work is. `tile(stage, rows_per_tile, parallel)` schedules one; the
-// first two are full tiles (blocks of whole tiles).
+// tiles' work is. `tile(stage, rows_per_tile, parallel)` schedules one.
 template <typename Tile>
 void specialize_tiles(Stage out, const Expr &rows, const GemmParallelism &parallel,
                       const CpuKnobs &k, const Tile &tile) {
-    const int R = k.gemm_rows, Rs = k.gemm_rows_short, Re = k.gemm_rows_exact;
-    const Expr exact = exact_tiles(rows, k);
-    if (!Internal::is_const_zero(exact)) {
-        if (parallel) tile(out.specialize(exact && worth_parallel(parallel->tiles, k)), Re, true);
-        tile(out.specialize(exact), Re, false);
-    }
+    const int R = k.gemm_rows, Rs = k.gemm_rows_short;
     if (parallel) tile(out.specialize(rows >= R && worth_parallel(parallel->tiles, k)), R, true);
     tile(out.specialize(rows >= R), R, false);
     const Expr short_parallel = parallel ? worth_parallel(parallel->short_tiles, k) : Expr(false);
@@ -301,7 +295,8 @@ void specialize_tiles(Stage out, const Expr &rows, const GemmParallelism &parall
 }
 
 // Register-tiles out(j, m, rest...) = acc(j, m, rest...) (+ bias), where
-// acc reduces over p.r: a gemm_tile_width x gemm_rows tile of accumulators.
+// acc reduces over p.r: a gemm_tile_width x gemm_rows tile of accumulators
+// (gemm_rows_exact rows where exact_tiles() says so).
 // Every row block streams past one weight panel (the panel stays in cache),
 // panels in parallel once the tiles' work reaches parallel_min_work. Shapes
 // with fewer rows than a tile run shorter tiles, in parallel once the whole
@@ -340,6 +335,15 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const GemmPara
         s.vectorize(ji, k.vector).unroll(mi);
         if (parallel) s.parallel(jo);
     };
+    // Exact tiles first. Only here, not in the output stage: its branches
+    // each hold the whole attention core, and two more took the fused
+    // kernel's compile from 15 to 25 s (bert_base, AVX2) for 0.5-1% more.
+    const Expr exact = exact_tiles(rows, k);
+    if (!Internal::is_const_zero(exact)) {
+        const int Re = k.gemm_rows_exact;
+        if (parallel) tile(out.specialize(exact && worth_parallel(parallel->tiles, k)), Re, true);
+        tile(out.specialize(exact), Re, false);
+    }
     specialize_tiles(out, rows, parallel, k, tile);
 
     RVar e = p.r.x;
@@ -851,15 +855,14 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // with its tuned knobs, interleaved in one process, 1 / 2 threads: B=1
     // T=128 1.04 / 1.06, B=8 1.01 / 1.05, T=S=512 1.02 / 1.01, vit 1.02 /
     // 1.04, decode S=128 1.00 / 1.01 (the panel order alone: 1.00-1.02).
+    Expr tiles_per_block = ((queries + R - 1) / R + blocks - 1) / blocks;
     Expr work = work_of({queries, batch, out_features, a.keys_read});
     // Every specialization has the loops tq (a block of rows, or the whole
     // sequence) and mo (one row tile), where the producers are computed.
     auto tile_out = [&](Stage st, int rows, bool parallel) {
         st.split(o, oo, oi, gemm_tile_width(k), TailStrategy::GuardWithIf);
-        const bool full_tiles = rows == R || rows == k.gemm_rows_exact;
-        if (full_tiles) {
-            Expr tiles_per_block = ((queries + rows - 1) / rows + blocks - 1) / blocks;
-            st.split(t, mt, mi, rows, TailStrategy::ShiftInwards)
+        if (rows == R) {
+            st.split(t, mt, mi, R, TailStrategy::ShiftInwards)
                 .split(mt, tq, mo, tiles_per_block, TailStrategy::GuardWithIf);
         } else {
             st.split(t, tq, tqi, queries, TailStrategy::ShiftInwards)
@@ -867,8 +870,8 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
                        rows > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto);
         }
         st.reorder(oi, mi, mo, oo, tq, b).vectorize(oi, k.vector).unroll(mi);
-        if (parallel && full_tiles) st.parallel(b).parallel(tq);
-        if (parallel && !full_tiles) st.parallel(oo);
+        if (parallel && rows == R) st.parallel(b).parallel(tq);
+        if (parallel && rows < R) st.parallel(oo);
     };
     // Fewer rows than a tile (decode): one block, its output panels in
     // parallel (a GEMV over the 768 x 768 output kernel is memory-bound).

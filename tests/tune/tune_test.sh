@@ -112,9 +112,12 @@ seeds)
   ;;
 generic)
   # The generic row has no sizes: a named shape gives it the shape's own.
+  # 60 s: the generic kernel alone compiles in 27 s on the 2-core AMD EPYC
+  # (AVX2), more beside the other tests, and tune gives up on a default
+  # kernel that does not compile within the budget.
   "$MHAC" tune --config generic --masks none --shapes tiny --threads 1 --jobs 2 \
     --seconds-per-shape 0.05 --autoschedulers none --work-dir "$WORK/work" --db "$WORK/db" \
-    --budget 30s >"$WORK/log" 2>&1 || { cat "$WORK/log"; fail "exit status $?"; }
+    --budget 60s >"$WORK/log" 2>&1 || { rc=$?; cat "$WORK/log"; fail "exit status $rc"; }
   cat "$WORK/log"
   grep -q 'shapes 1,16,16 (E=64,64,64 N=4 H=16 Hv=16 O=64)' "$WORK/log" ||
     fail "the generic row was not timed at the tiny shape's sizes"
