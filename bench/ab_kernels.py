@@ -17,32 +17,19 @@ with `cp build/generators/mhac_generators OLD` before rebuilding) against the ne
 Prints per round, thread count and shape both medians and A/B (above 1 = B faster).
 """
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from profile_stages import config_row, host_target  # noqa: E402
+from profile_stages import (build_kernel, config_row, generic_sizes, host_target,  # noqa: E402
+                            run_worker)
 
 # Check shapes (B, T, S) around the GEMM and attention tiles' edges: rows that 4 and 6
 # divide or not, one row, a key range past one block.
 CHECK_SHAPES = [[1, 7, 9], [2, 130, 200], [1, 128, 130], [2, 8, 40], [1, 4, 300],
                 [3, 16, 16], [1, 1, 33]]
-
-
-def build_kernel(generator, row, mask, knobs, target, out_dir):
-    params = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in row.items()]
-    os.makedirs(out_dir)
-    subprocess.run([generator, "-g", "mhac_fused", "-f", "mhac_tune_kernel", "-e", "object",
-                    "-o", out_dir, f"target={target}", f"mask_kind={mask}", *params, *knobs],
-                   check=True)
-    so = os.path.join(out_dir, "kernel.so")
-    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-o", so,
-                    os.path.join(out_dir, "mhac_tune_kernel.o")], check=True)
-    return so
 
 
 def main():
@@ -70,8 +57,7 @@ def main():
     if a.config == "generic":
         if not a.layer:
             sys.exit("ab_kernels: --layer E,N,H is needed for the generic row")
-        e, n, h = (int(x) for x in a.layer.split(","))
-        layer = [e, e, e, n, h, h, e]
+        layer = generic_sizes(a.layer)
         shapes = [s + layer for s in shapes]
         checks = [c + layer for c in checks]
     target = a.target or host_target()
@@ -88,17 +74,7 @@ def main():
                            "threads": [threads], "seconds_per_shape": a.seconds,
                            "reference_dir": os.path.join(work, "reference"),
                            "reference_key": "ab"}
-                req, res = os.path.join(work, "request.json"), os.path.join(work, "result.json")
-                with open(req, "w") as f:
-                    json.dump(request, f)
-                env = dict(os.environ, HL_NUM_THREADS=str(threads))
-                cpus = ",".join(str(c) for c in range(threads))
-                rc = subprocess.run(["taskset", "-c", cpus, os.path.join(a.build, "tools/mhac"),
-                                     "tune-worker", req, res], env=env).returncode
-                result = json.load(open(res)) if os.path.exists(res) else {}
-                if rc != 0 or not result.get("ok"):
-                    sys.exit(f"ab_kernels: the worker failed (exit {rc}): "
-                             f"{json.dumps(result)[:2000]}")
+                result = run_worker(a.build, request, work, threads, "ab_kernels")
                 for t in result["timings"]:
                     print(f"round {rnd} threads {threads} B,T,S={t['batch']},{t['queries']},"
                           f"{t['keys']}: A {t['default_ms']:.3f} ms, B {t['candidate_ms']:.3f} ms, "

@@ -43,6 +43,40 @@ def config_row(build, name):
     sys.exit(f"profile_stages: no row '{name}' in {table}")
 
 
+def build_kernel(generator, row, mask, knobs, target, out_dir):
+    """One fused kernel `mhac_tune_kernel` of `row` as a shared object in `out_dir`."""
+    params = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in row.items()]
+    os.makedirs(out_dir, exist_ok=True)
+    subprocess.run([generator, "-g", "mhac_fused", "-f", "mhac_tune_kernel", "-e", "object",
+                    "-o", out_dir, f"target={target}", f"mask_kind={mask}", *params, *knobs],
+                   check=True)
+    so = os.path.join(out_dir, "kernel.so")
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-o", so,
+                    os.path.join(out_dir, "mhac_tune_kernel.o")], check=True)
+    return so
+
+
+def generic_sizes(layer):
+    """The size fields a shape of the generic row carries after B, T, S, from E,N,H."""
+    e, n, h = (int(x) for x in layer.split(","))
+    return [e, e, e, n, h, h, e]
+
+
+def run_worker(build, request, work, threads, who):
+    """Runs `mhac tune-worker` on `request` pinned to CPUs 0..threads-1; its result."""
+    req, res = os.path.join(work, "request.json"), os.path.join(work, "result.json")
+    with open(req, "w") as f:
+        json.dump(request, f)
+    env = dict(os.environ, HL_NUM_THREADS=str(threads))
+    cpus = ",".join(str(c) for c in range(threads))
+    rc = subprocess.run(["taskset", "-c", cpus, os.path.join(build, "tools/mhac"), "tune-worker",
+                         req, res], env=env).returncode
+    result = json.load(open(res)) if os.path.exists(res) else {}
+    if rc != 0 or not result.get("ok"):
+        sys.exit(f"{who}: the worker failed (exit {rc}): {json.dumps(result)[:2000]}")
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -62,36 +96,22 @@ def main():
     if a.config == "generic":
         if not a.layer:
             sys.exit("profile_stages: --layer E,N,H is needed for the generic row")
-        e, n, h = (int(x) for x in a.layer.split(","))
         # The check runs the same layer: a --knob that fixes a size (key_dim=64)
         # then holds for it too.
-        shape += [e, e, e, n, h, h, e]
-        check += [e, e, e, n, h, h, e]
+        shape += generic_sizes(a.layer)
+        check += generic_sizes(a.layer)
     target = (a.target or host_target()) + "-profile"
     # The object, the shared object and the worker's files, removed afterwards.
     with tempfile.TemporaryDirectory(prefix="mhac-profile-") as work:
-        params = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in row.items()]
-        subprocess.run([os.path.join(a.build, "generators/mhac_generators"), "-g", "mhac_fused",
-                        "-f", "mhac_tune_kernel", "-e", "object", "-o", work, f"target={target}",
-                        f"mask_kind={a.mask}", *params, *a.knob], check=True)
-        so = os.path.join(work, "kernel.so")
-        subprocess.run([os.environ.get("CC", "cc"), "-shared", "-o", so,
-                        os.path.join(work, "mhac_tune_kernel.o")], check=True)
+        so = build_kernel(os.path.join(a.build, "generators/mhac_generators"), row, a.mask,
+                          a.knob, target, work)
         request = {"config": {"name": a.config} | row, "mask": a.mask, "function": "mhac_tune_kernel",
                    "default_so": so, "candidate_so": so, "check_shapes": [check],
                    "time_shapes": [shape], "threads": [a.threads], "seconds_per_shape": a.seconds,
                    "reference_dir": os.path.join(work, "reference"), "reference_key": "profile"}
-        req, res = os.path.join(work, "request.json"), os.path.join(work, "result.json")
-        json.dump(request, open(req, "w"))
-        env = dict(os.environ, HL_NUM_THREADS=str(a.threads))
-        cpus = ",".join(str(c) for c in range(a.threads))
         print(f"# {a.config} {a.mask} B,T,S={a.shape} layer={a.layer or 'the row'} "
               f"threads={a.threads} target={target} knobs={' '.join(a.knob) or 'hand defaults'}")
-        rc = subprocess.run(["taskset", "-c", cpus, os.path.join(a.build, "tools/mhac"), "tune-worker",
-                             req, res], env=env).returncode
-        result = json.load(open(res)) if os.path.exists(res) else {}
-        if rc != 0 or not result.get("ok"):
-            sys.exit(f"profile_stages: the worker failed (exit {rc}): {json.dumps(result)}")
+        result = run_worker(a.build, request, work, a.threads, "profile_stages")
         for t in result["timings"]:
             print(f"# {t['default_ms']:.3f} ms a call (profiled), {t['reps']} calls")
 

@@ -30,7 +30,7 @@ struct KnobOverrides {
     int v_staging = -1;        // 1: V copied into key-block tiles; 0: read where projected
     int attn_k_unroll = 0;     // reduction steps unrolled in the attention's register tiles
     int absorb_kv = -1;        // 1: K and V projections folded into the query (decode); else flash
-    int gemm_rows_exact = -1;  // rows per GEMM tile where they divide the rows (0 = off)
+    int gemm_rows_exact = -1;  // rows per projection tile where they divide the rows (0 = off)
 };
 
 struct KnobName {

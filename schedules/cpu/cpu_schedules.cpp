@@ -322,18 +322,24 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const GemmPara
         return cast<int>((tiles + blocks - 1) / blocks);
     };
 
-    auto tile = [&](Stage s, int rows_per_tile, bool parallel) {
-        if (rows_per_tile == R || rows_per_tile == k.gemm_rows_exact) {
-            s.split(m, mt, mi, rows_per_tile, TailStrategy::ShiftInwards)
-                .split(mt, mb, mo, tiles_per_block(rows_per_tile), TailStrategy::GuardWithIf)
-                .reorder(ji, mi, mo, jo, mb);
-        } else {
-            s.split(m, mo, mi, rows_per_tile,
-                    rows_per_tile > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto)
-                .reorder(ji, mi, mo, jo);
-        }
+    // Full tiles (gemm_rows, or gemm_rows_exact) in row blocks; shorter
+    // tiles (fewer rows than gemm_rows) over all rows at once.
+    auto finish = [&](Stage s, bool parallel) {
         s.vectorize(ji, k.vector).unroll(mi);
         if (parallel) s.parallel(jo);
+    };
+    auto full_tiles = [&](Stage s, int rows_per_tile, bool parallel) {
+        s.split(m, mt, mi, rows_per_tile, TailStrategy::ShiftInwards)
+            .split(mt, mb, mo, tiles_per_block(rows_per_tile), TailStrategy::GuardWithIf)
+            .reorder(ji, mi, mo, jo, mb);
+        finish(s, parallel);
+    };
+    auto tile = [&](Stage s, int rows_per_tile, bool parallel) {
+        if (rows_per_tile == R) return full_tiles(s, R, parallel);
+        s.split(m, mo, mi, rows_per_tile,
+                rows_per_tile > 1 ? TailStrategy::ShiftInwards : TailStrategy::Auto)
+            .reorder(ji, mi, mo, jo);
+        finish(s, parallel);
     };
     // Exact tiles first. Only here, not in the output stage: its branches
     // each hold the whole attention core, and two more took the fused
@@ -341,8 +347,9 @@ void schedule_gemm(Func out, gen::Projection p, const Expr &rows, const GemmPara
     const Expr exact = exact_tiles(rows, k);
     if (!Internal::is_const_zero(exact)) {
         const int Re = k.gemm_rows_exact;
-        if (parallel) tile(out.specialize(exact && worth_parallel(parallel->tiles, k)), Re, true);
-        tile(out.specialize(exact), Re, false);
+        if (parallel)
+            full_tiles(out.specialize(exact && worth_parallel(parallel->tiles, k)), Re, true);
+        full_tiles(out.specialize(exact), Re, false);
     }
     specialize_tiles(out, rows, parallel, k, tile);
 
