@@ -246,12 +246,8 @@ AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func 
         key_kernel(jk % kPanelWidth, e, jk / kPanelWidth) * q(a.r_h, n, t, b);
     a.dot(s, t, n, b) = 0.0f;
     Expr head = min(n, heads - 1);
-    // Keys clamped only with a run-time head count, whose schedule computes
-    // pairs of keys: a specialized kernel's logits took 5-12% longer at S =
-    // 128 with the clamp (2-core Xeon, AVX-512), though only the key row's
-    // address changed.
-    Expr key_row = Internal::is_const(heads) ? Expr(s) : min(s, keys - 1);
-    a.dot(s, t, n, b) += key(a.r_ek, key_row, b) * a.folded_query(a.r_ek, head, t, b);
+    // Keys clamped: the schedule computes pairs of keys.
+    a.dot(s, t, n, b) += key(a.r_ek, min(s, keys - 1), b) * a.folded_query(a.r_ek, head, t, b);
     // The fused path's order: the dot product, then the scale.
     a.logits(s, t, n, b) = a.dot(s, t, n, b) * scale;
     a.softmax = masked_softmax(a.logits, allowed, kind, keys, KerasPath::fused);

@@ -153,10 +153,9 @@ struct AbsorbedAttention {
 };
 // `key_kernel` and `value_kernel` are packed (kPanelWidth columns per panel),
 // `value_bias` flat over n Hv + g; `keys` are the keys read (fused_keys_read).
-// Heads past `heads` read the last head's values, and with a run-time head
-// count keys past `keys` the last key: a schedule may compute the logits of
-// whole groups of heads and pairs of keys, and the pooled values of whole
-// groups of heads.
+// Heads past `heads` read the last head's values and keys past `keys` the
+// last key: a schedule may compute the logits of whole groups of heads and
+// pairs of keys, and the pooled values of whole groups of heads.
 AbsorbedAttention absorbed_attention(const Func &q, const Func &key, const Func &value,
                                      const Func &key_kernel, const Func &value_kernel,
                                      const Func &value_bias, bool use_bias, const Func &allowed,

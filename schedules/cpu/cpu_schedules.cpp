@@ -567,6 +567,20 @@ constexpr int kCommonHeadDims[] = {16, 32, 64, 128};
 // only at run time (12 heads = 3 groups).
 constexpr int kHeadGroup = 4;
 
+// Heads per register group for a head count known when the kernel is
+// generated: all of them up to `most`, else the group of at least half of
+// `most` that rounds the heads up least (the extra heads repeat the last
+// one's work), the larger on a tie. 12 heads: 4 (most 4), 6 (most 6).
+int static_head_group(int heads, int most) {
+    if (heads <= most) return heads;
+    int best = most;
+    for (int g = most; 2 * g >= most; g--) {
+        auto waste = [&](int x) { return (heads + x - 1) / x * x - heads; };
+        if (waste(g) < waste(best)) best = g;
+    }
+    return best;
+}
+
 Expr round_up(const Expr &x, int multiple) {
     return (x + multiple - 1) / multiple * multiple;
 }
@@ -582,6 +596,19 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     Expr batch = out.output_buffer().dim(2).extent();
     const int V = k.vector;
     const bool static_heads = p.static_heads > 0 && p.static_heads <= 16;
+    // Logits: 2 keys x 4 heads (8 accumulators), each folded-query vector
+    // serving both keys, a group's folded queries (4 x E floats) in L1
+    // while the key pair passes. Pooling: 6 heads x two vectors of columns
+    // (12 accumulators), so every pass over a block of value rows reads
+    // whole cache lines. 2-core AMD EPYC (Zen 3, AVX2), bert_base decode
+    // S=2048, bench/ab_kernels.py, 1 / 2 threads: against all 12 heads x
+    // one vector in both, pooling by 6 x 2 1.40 / 1.53 (by 4 x 2: 1.38 /
+    // 1.44; B=8 S=128 1.01-1.03 at 1 thread), then logits by 4 x 2 1.06 /
+    // 1.08 (S=128 1.02, B=8 S=128 1.03; 6 x 2: 0.86, and all 12 heads read
+    // 36 KB of folded queries per key, past L1). A run-time head count
+    // takes kHeadGroup for both. AVX-512, SSE and NEON: unmeasured.
+    const int logit_heads = static_heads ? static_head_group(p.static_heads, 4) : kHeadGroup;
+    const int pool_heads = static_heads ? static_head_group(p.static_heads, 6) : kHeadGroup;
 
     // Q: a GEMM over the batch's rows, as on the flash path.
     Expr q_rows = queries * batch;
@@ -599,12 +626,13 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         Func partial =
             f.update().split(a.r_h.x, ho, hi, V, TailStrategy::GuardWithIf).rfactor(hi, lane);
         f.compute_root();
-        // Heads in parallel: each reads its own panels of the kernel. With
-        // the softmax rows and W_v^T's heads below (all three were serial):
-        // 2-core Xeon, tune-worker A/B, 2 threads, AVX-512 decode S=128
-        // 1.10, S=2048 1.04, B=8 S=128 1.16; 1 thread within 1%.
+        // Heads in parallel: each reads its own panels of the kernel. The
+        // update (the reduction) is what runs in parallel; until 2026-12-06
+        // only the zero fill was, and the whole fold ran on one thread:
+        // 2-core AMD EPYC (Zen 3, AVX2), bert_base decode, bench/ab_kernels.py,
+        // 2 threads, S=128 1.28, B=8 S=128 1.37, S=2048 1.07 (1 thread 1.01-1.03).
         Expr work = work_of({batch, queries, p.heads, p.key_dim, a.r_ek.x.extent()});
-        f.specialize(worth_parallel(work, k)).parallel(arg(f, 1));
+        f.update().specialize(worth_parallel(work, k)).parallel(arg(f, 1));
         partial.compute_at(f, e).vectorize(lane);
         Stage pu = partial.update();
         pu.reorder(lane, ho).vectorize(lane);
@@ -623,19 +651,16 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         lg.compute_root().reorder(n, s, t, b);
         Expr work = work_of({a.r_s.x.extent(), batch, queries, p.heads, a.r_ek.x.extent()});
         lg.split(s, so, si, 64, TailStrategy::GuardWithIf);
-        // Heads known only at run time: groups of kHeadGroup heads x two
-        // keys per pass (each vector of folded query serves both keys), the
-        // heads rounded up to whole groups (the extra ones repeat the last
-        // head's) and a last odd key repeating the one before.
-        LoopLevel heads_at(lg, si);
-        if (!static_heads) {
-            Var no("no"), ni("ni"), sq("sq"), sp("sp");
-            lg.bound(n, 0, round_up(p.heads, kHeadGroup))
-                .split(n, no, ni, kHeadGroup)
-                .split(si, sq, sp, 2)
-                .reorder(ni, sp, no, sq, so, t, b);
-            heads_at = LoopLevel(lg, no);
-        }
+        // Groups of logit_heads heads x two keys per pass (each vector of
+        // folded query serves both keys), the heads rounded up to whole
+        // groups (the extra ones repeat the last head's) and a last odd key
+        // repeating the one before.
+        Var no("no"), ni("ni"), sq("sq"), sp("sp");
+        lg.bound(n, 0, round_up(p.heads, logit_heads))
+            .split(n, no, ni, logit_heads)
+            .split(si, sq, sp, 2)
+            .reorder(ni, sp, no, sq, so, t, b);
+        LoopLevel heads_at(lg, no);
         lg.specialize(worth_parallel(work, k)).parallel(so);
         Func d = a.dot;
         Var lane("lane");
@@ -647,14 +672,9 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         partial.compute_at(heads_at).vectorize(lane);
         Stage pu = partial.update();
         Var ps = arg(partial, 0), pn = arg(partial, 2);
-        if (static_heads) {
-            pu.reorder(lane, pn, eo);
-            partial.bound_extent(pn, p.static_heads);
-        } else {
-            pu.reorder(lane, pn, ps, eo).unroll(ps);
-            partial.bound_extent(pn, kHeadGroup).bound_extent(ps, 2).unroll(ps);
-            d.bound_extent(arg(d, 0), 2).bound_extent(arg(d, 2), kHeadGroup);
-        }
+        pu.reorder(lane, pn, ps, eo).unroll(ps);
+        partial.bound_extent(pn, logit_heads).bound_extent(ps, 2).unroll(ps);
+        d.bound_extent(arg(d, 0), 2).bound_extent(arg(d, 2), logit_heads);
         pu.vectorize(lane).unroll(pn);
         partial.unroll(pn);
     }
@@ -678,7 +698,7 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     // as well (rfactor, partial sums added after) cost 8% at S=128.
     {
         const int chunk_columns = 384, key_rows = 16;
-        const int lanes = static_heads ? V : 2 * V;
+        const int lanes = 2 * V;
         Expr features = a.r_ev.x.extent();
         // Near-equal chunks of whole vectors (two per group of heads): with
         // chunks of 384 a generic kernel's E = 512 computed a second chunk
@@ -701,18 +721,11 @@ void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
         RVar so("so"), si("si");
         pl.compute_at(chunks, eo).bound_storage(e, chunk_columns).vectorize(e, V);
         Stage pu = pl.update();
-        // Two vectors of columns per group of heads (as the logits).
+        // Two vectors of columns per group of pool_heads heads in registers.
         pu.split(e, pv, pe, lanes).split(a.r_s.x, so, si, key_rows, TailStrategy::GuardWithIf);
-        if (static_heads) {
-            chunks.bound(n, 0, p.static_heads);
-            pu.reorder(pe, n, si, pv, so).unroll(n);
-        } else {
-            // Groups of heads in registers, as the logits.
-            Var no("no"), ni("ni");
-            pl.bound(n, 0, round_up(p.heads, kHeadGroup));
-            pu.split(n, no, ni, kHeadGroup).reorder(pe, ni, si, pv, no, so).unroll(ni);
-        }
-        pu.vectorize(pe);
+        Var no("no"), ni("ni");
+        pl.bound(n, 0, round_up(p.heads, pool_heads));
+        pu.split(n, no, ni, pool_heads).reorder(pe, ni, si, pv, no, so).unroll(ni).vectorize(pe);
     }
 
     // W_v^T pooled: per head, a row of value columns accumulated over the
