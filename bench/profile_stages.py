@@ -98,8 +98,9 @@ def main():
             sys.exit("profile_stages: --layer E,N,H is needed for the generic row")
         # The check runs the same layer: a --knob that fixes a size (key_dim=64)
         # then holds for it too.
-        shape += generic_sizes(a.layer)
-        check += generic_sizes(a.layer)
+        layer = generic_sizes(a.layer)
+        shape += layer
+        check += layer
     target = (a.target or host_target()) + "-profile"
     # The object, the shared object and the worker's files, removed afterwards.
     with tempfile.TemporaryDirectory(prefix="mhac-profile-") as work:
