@@ -9,8 +9,9 @@ from bench/peers/requirements.txt and calls this script with that venv's Python:
 For every shape of SHAPES and every thread count (1, 2) it
   1. generates the layer's weights and inputs with numpy (seeded) and saves them as .npy,
   2. times `mhac bench` (a subprocess), then each peer, with `mhac bench` again after each
-     peer (mhac, peer 1, mhac, peer 2, ..., mhac), everything under `taskset` and the
-     thread settings of that count (HL_NUM_THREADS, torch.set_num_threads, ORT
+     peer (mhac, peer 1, mhac, peer 2, ..., mhac), in --rounds rounds (3), so every
+     implementation's time is a median over runs spread across the same minutes;
+     everything under `taskset` and the thread settings of that count (HL_NUM_THREADS, torch.set_num_threads, ORT
      intra_op_num_threads, XLA_FLAGS, OMP/MKL/OpenBLAS variables),
   3. checks every output against a float64 numpy reference (max |error| / max |reference|),
 and times numpy's and torch's sgemm in the same run (the machine's GEMM ceiling). It
@@ -502,6 +503,7 @@ def driver(args):
         keep = args.shapes.split(",")
         shapes = [s for s in SHAPES if s[0] in keep]
     threads_list = [int(t) for t in args.threads.split(",")]
+    rounds = 1 if args.quick else args.rounds
     repeats = lambda s: (5 if s[0].startswith("long") else 20) if not args.quick else 5  # noqa
     warmup = lambda s: (1 if s[0].startswith("long") else 3) if not args.quick else 2  # noqa
     machine, slug = machine_name()
@@ -562,20 +564,26 @@ def driver(args):
                     check(shape, "mhac", threads, out)
                     time.sleep(0.2)
 
+                # Rounds: every peer runs once per round, each run between two of
+                # mhac's, so every implementation's time is a median over runs
+                # spread across the same minutes (a burst of the host's load
+                # then moves one run of each, not a whole row).
                 mhac_once()
-                for peer in PEERS:
-                    out = d / "out" / f"{peer}_t{threads}.npy"
-                    ans = workers[peer].ask({"cmd": "run", "dir": str(d), "work": str(d / "out"),
-                                             "repeats": R, "warmup": W, "out": str(out)})
-                    if ans.get("ok"):
-                        r[peer] = ans["times_s"]
-                        check(shape, peer, threads, out)
-                    else:
-                        r[peer] = None
-                        r[peer + "_error"] = ans.get("error")
-                    time.sleep(0.2)
-                    mhac_once()
-                med = lambda p: float(np.median(r[p])) if r.get(p) else float("nan")  # noqa
+                for _ in range(rounds):
+                    for peer in PEERS:
+                        out = d / "out" / f"{peer}_t{threads}.npy"
+                        ans = workers[peer].ask({"cmd": "run", "dir": str(d),
+                                                 "work": str(d / "out"), "repeats": R,
+                                                 "warmup": W, "out": str(out)})
+                        runs = r.setdefault(peer, [])
+                        if ans.get("ok"):
+                            runs.append(ans["times_s"])
+                            check(shape, peer, threads, out)
+                        else:
+                            r[peer + "_error"] = ans.get("error")
+                        time.sleep(0.2)
+                        mhac_once()
+                med = lambda p: peer_median(r.get(p)) or float("nan")  # noqa
                 print(f"[peers] {shape[0]:12s} {threads} thr: mhac "
                       f"{np.median([m['median_ms'] for m in r['mhac']]):.3f} ms; " +
                       ", ".join(f"{SHORT[p]} {med(p) * 1e3:.3f}" for p in PEERS), flush=True)
@@ -593,11 +601,12 @@ def driver(args):
         "machine": machine, "slug": slug, "commit": git("describe", "--always", "--dirty", root=root),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "tools/dev peers" + (" --quick" if args.quick else "") +
+                   (f" --rounds {rounds}" if rounds != 3 and not args.quick else "") +
                    (f" --isa {ISA}" if ISA else ""),
         "isa": ISA,
         "load_before": load_before, "load_after": load_after, "foreign": foreign,
         "foreign_by_threads": load_by_threads, "wall_s": wall, "versions": versions,
-        "python": platform.python_version(), "quick": args.quick,
+        "python": platform.python_version(), "quick": args.quick, "rounds": rounds,
     }
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -627,11 +636,16 @@ def foreign_share(b0, t0, b1, t1, own0, own1):
     return max(0.0, ((b1 - b0) / tick - (own1 - own0)) / total)
 
 
+def peer_median(runs):
+    """A peer's time: the median of its runs' medians, as for mhac (None: no run)."""
+    return float(np.median([np.median(t) for t in runs])) if runs else None
+
+
 def summarize(shape, threads, results):
     r = results[(shape[0], threads)]
     mhac_runs = [m["median_ms"] / 1e3 for m in r["mhac"]]
     mhac = float(np.median(mhac_runs))
-    peers = {p: float(np.median(r[p])) for p in PEERS if r.get(p)}
+    peers = {p: peer_median(r.get(p)) for p in PEERS if r.get(p)}
     not_held = ISA_LEVELS[ISA]["not_held"] if ISA else set()
     held = {p: v for p, v in peers.items() if p not in not_held}
     fastest = min(held, key=held.get) if held else None
@@ -681,9 +695,16 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              "Weights (glorot-uniform kernels, biases in [-0.1, 0.1]) and inputs (uniform in "
              "[-1, 1]) are generated once per shape with numpy (seeded) and saved as .npy; "
              "every implementation reads the same files.")
+    rounds = meta.get("rounds", 1)
+    L.append("- **Rounds**: each row runs in " + (f"{rounds} rounds; in each round every peer "
+             "runs once" if rounds > 1 else "one round: every peer runs once") +
+             ", and mhac runs before the first peer and after each peer "
+             f"({1 + rounds * len(PEERS)} runs of mhac, {rounds} of each peer). A time in the "
+             "table is the median of that implementation's run medians; mhac's comes with the "
+             "range of its runs in brackets. A burst of the host's load then moves single runs "
+             "of mhac and of the peers alike, not a whole row.")
     L.append("- **mhac**: `mhac bench --weights DIR --inputs DIR --json` (steady_clock around "
-             "`call_into`), run before and after each peer: 5 runs per row; the table gives the "
-             "median of their medians and, in brackets, the range of the 5.")
+             "`call_into`), a fresh process per run.")
     L.append("- **Peers**, each in its own process started once per thread count: "
              "`torch.nn.MultiheadAttention` (batch_first, eval, `need_weights=False`, "
              "inference_mode); an SDPA layer (packed QKV `F.linear` for self-attention, "
@@ -828,6 +849,9 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="only tiny and BERT-base B=1 T=128, 5 calls each")
     ap.add_argument("--shapes", help="comma-separated shape names (default: all)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs of every peer per row, each between two of mhac's (default 3; "
+                         "--quick: 1)")
     ap.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     ap.add_argument("--work", default="build/peers", help="scratch directory (.npy, log)")
     ap.add_argument("--out-dir", default="bench/results", help="where the .md and .png go")
