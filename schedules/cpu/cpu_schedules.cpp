@@ -128,9 +128,15 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     // L2. Same machine, 1 thread, the bert_base row with its tuned knobs,
     // interleaved in one process: decode S=2048 (two 2048-row GEMMs) 1.05x
     // with 128 or 256 rows, 1.03x with 512; B=8 T=128, T=S=512 and the
-    // generic long_4096 within 1.5%; 2 threads within 1%. 128 elsewhere
-    // keeps 384 KB inside the 512 KB L2 of the AMD EPYC (Zen 3), unmeasured.
-    if (vector >= 16) k.gemm_row_block = 256;
+    // generic long_4096 within 1.5%; 2 threads within 1%. AVX2 too, though
+    // 256 rows (768 KB) overflow the 512 KB L2 of the 2-core AMD EPYC (Zen
+    // 3): half the passes over each 2.4 MB weight (from L3) pay more. There,
+    // bert_base row, bench/ab_kernels.py, against 128, two rounds, 1 / 2
+    // threads: B=8 T=128 1.047, 1.043 / 0.995, 1.003; vit 1.008, 1.005 /
+    // 1.009, 1.008; T=S=512 1.000, 1.002 / 1.010, 1.005; tiny T=S=512 1.014.
+    // 1024 rows against 256, 1 thread: B=8 1.002, 1.008; T=S=512 1.008, 0.998.
+    // 128 stays on SSE and NEON (unmeasured).
+    if (vector >= 16 || (target.arch == Target::X86 && vector == 8)) k.gemm_row_block = 256;
     if (vector <= 4) k.gemm_rows = 3, k.gemm_rows_short = 1;
     // Four reduction steps per loop iteration on x86 below AVX-512 (AVX-512:
     // 8, above): the 12-accumulator tiles (6 x 2 AVX2 vectors, 3 x 4 SSE
