@@ -20,8 +20,9 @@ bar chart beside it. `--isa avx2` holds mhac and the peers it can to AVX2 (a pro
 AVX2 machine on an AVX-512 one), ranks mhac against those, and writes
 peers-<machine>-avx2.md.
 
-Each peer lives in a worker process of its own (this script with --worker), started once
-per thread count under taskset; it reads one JSON request per line on stdin and answers
+Each peer lives in a worker process of its own (this script with --worker), one per
+thread count under taskset, all started before the first shape (shapes are the outer
+loop, so a shape's 1- and 2-thread rows run back to back); it reads one JSON request per line on stdin and answers
 one JSON line. A worker is idle (blocked on stdin) while anything else is timed.
 """
 
@@ -474,10 +475,19 @@ def proc_stat_busy():
     return sum(v) - idle, sum(v)
 
 
-def own_cpu_seconds():
+def own_cpu_seconds(live=()):
+    """CPU seconds of this process, its reaped children and the `live` workers."""
     s = resource.getrusage(resource.RUSAGE_SELF)
     c = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+    total = s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+    for w in live:  # not reaped yet, so not in RUSAGE_CHILDREN
+        try:
+            with open(f"/proc/{w.proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
 
 
 def git(*args, root):
@@ -538,22 +548,35 @@ def driver(args):
         key = (shape[0], impl, threads)
         errors[key] = max(errors.get(key, 0.0), err)
 
-    results = {}  # (shape, threads) -> {"mhac": [json...], peer: times}
+    results = {}  # (shape, threads) -> {"mhac": [json...], peer: [times of each run]}
     versions, sgemm = {}, {}
-    load_by_threads = {}
-    for threads in threads_list:
-        b0, t0 = proc_stat_busy()
-        o0 = own_cpu_seconds()
-        workers = {}
-        try:
+    # Per thread count: (busy jiffies, total jiffies, own CPU seconds) over its rows.
+    spent = {t: [0, 0, 0.0] for t in threads_list}
+    workers = {}  # threads -> peer -> PeerProcess
+    live = lambda: [w for by_peer in workers.values() for w in by_peer.values()]  # noqa
+    try:
+        for threads in threads_list:
+            workers[threads] = {}
             for peer in PEERS:
-                workers[peer] = PeerProcess(peer, threads, log)
-                versions.update(workers[peer].hello["versions"])
-            ans = workers["torch_mha"].ask({"cmd": "sgemm", "repeats": 10 if args.quick else 20})
+                workers[threads][peer] = PeerProcess(peer, threads, log)
+                versions.update(workers[threads][peer].hello["versions"])
+            b0, t0 = proc_stat_busy()
+            o0 = own_cpu_seconds(live())
+            ans = workers[threads]["torch_mha"].ask(
+                {"cmd": "sgemm", "repeats": 10 if args.quick else 20})
             if not ans.get("ok"):
                 raise RuntimeError(f"sgemm failed: {ans}")
             sgemm[threads] = ans
-            for shape in shapes:
+            b1, t1 = proc_stat_busy()
+            spent[threads] = [b1 - b0, t1 - t0, own_cpu_seconds(live()) - o0]
+        # Shapes outside, thread counts inside: a shape's rows at 1 and at 2
+        # threads run back to back, so the host's drift over the run (its
+        # clock moved 10-20% over minutes on the 2-core EPYC) does not fall
+        # between the two times whose ratio is a criterion.
+        for shape in shapes:
+            for threads in threads_list:
+                b0, t0 = proc_stat_busy()
+                o0 = own_cpu_seconds(live())
                 d = work / shape[0]
                 r = results[(shape[0], threads)] = {"mhac": []}
                 R, W = repeats(shape), warmup(shape)
@@ -572,9 +595,9 @@ def driver(args):
                 for _ in range(rounds):
                     for peer in PEERS:
                         out = d / "out" / f"{peer}_t{threads}.npy"
-                        ans = workers[peer].ask({"cmd": "run", "dir": str(d),
-                                                 "work": str(d / "out"), "repeats": R,
-                                                 "warmup": W, "out": str(out)})
+                        ans = workers[threads][peer].ask(
+                            {"cmd": "run", "dir": str(d), "work": str(d / "out"),
+                             "repeats": R, "warmup": W, "out": str(out)})
                         runs = r.setdefault(peer, [])
                         if ans.get("ok"):
                             runs.append(ans["times_s"])
@@ -587,11 +610,15 @@ def driver(args):
                 print(f"[peers] {shape[0]:12s} {threads} thr: mhac "
                       f"{np.median([m['median_ms'] for m in r['mhac']]):.3f} ms; " +
                       ", ".join(f"{SHORT[p]} {med(p) * 1e3:.3f}" for p in PEERS), flush=True)
-        finally:
-            for wk in workers.values():
+                b1, t1 = proc_stat_busy()
+                for i, v in enumerate((b1 - b0, t1 - t0, own_cpu_seconds(live()) - o0)):
+                    spent[threads][i] += v
+    finally:
+        for by_peer in workers.values():
+            for wk in by_peer.values():
                 wk.close()
-        b1, t1 = proc_stat_busy()
-        load_by_threads[threads] = foreign_share(b0, t0, b1, t1, o0, own_cpu_seconds())
+    load_by_threads = {t: foreign_share(0, 0, *spent[t][:2], 0, spent[t][2])
+                       for t in threads_list}
     busy1, total1 = proc_stat_busy()
     foreign = foreign_share(busy0, total0, busy1, total1, own0, own_cpu_seconds())
     load_after = os.getloadavg()
@@ -716,7 +743,9 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              "`HL_NUM_THREADS=1`, `OMP/MKL/OPENBLAS_NUM_THREADS=1`, `torch.set_num_threads(1)`, "
              "ORT `intra_op_num_threads=1`, `XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`; "
              "2 threads = `taskset -c 0,1` and 2 everywhere (XLA sizes its pool from the "
-             "affinity).")
+             "affinity). A shape's rows at each thread count run back to back (shapes in the "
+             "outer loop), so the host's drift over the run does not fall between a shape's "
+             "1-thread and 2-thread times.")
     L.append("- Time per call: median of 20 calls (5 for `long`) after 3 warm-up calls (1 for "
              "`long`)" + ("; `--quick`: 5 calls after 2" if meta["quick"] else "") + ". "
              "**ratio** = fastest peer's median / mhac's median: above 1 = mhac faster" +
