@@ -790,6 +790,8 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
         L.append("")
     L.append(f"![peer time / mhac time]({png_name})")
     L.append("")
+    if 1 in threads_list and 2 in threads_list:
+        L.extend(scaling_table(shapes, results))
     L.append("## mhac's variant")
     L.append("")
     L.append("| shape | threads | chosen variant (`Selection::describe()`) | ISA |")
@@ -830,6 +832,27 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
         L.append(f"| `{shape[0]}` | " + " | ".join(cells) + " |")
     L.append("")
     return "\n".join(L)
+
+
+def scaling_table(shapes, results):
+    """2-thread time / 1-thread time of every implementation, shape by shape."""
+    L = ["## Thread scaling (2-thread time / 1-thread time)", "",
+         "Each implementation's 2-thread median over its 1-thread median (0.50 = perfect "
+         "scaling); the two rows of a shape ran back to back. Bold: mhac above 0.56 on a "
+         "shape of at least 1 GFLOP (issue 10's bar).", "",
+         "| shape | GFLOP | mhac | " + " | ".join(SHORT[p] for p in PEERS) + " |",
+         "|---|---:|---:|" + "---:|" * len(PEERS)]
+    for shape in shapes:
+        m1, _, p1, _ = summarize(shape, 1, results)
+        m2, _, p2, _ = summarize(shape, 2, results)
+        gflop = flops(shape) * 1e-9
+        mine = f"{m2 / m1:.2f}"
+        if gflop >= 1 and m2 / m1 > 0.56:
+            mine = f"**{mine}**"
+        cells = [f"{p2[p] / p1[p]:.2f}" if p in p1 and p in p2 else "-" for p in PEERS]
+        L.append(f"| `{shape[0]}` | {gflop:.2f} | {mine} | " + " | ".join(cells) + " |")
+    L.append("")
+    return L
 
 
 def sgemm_blas(sgemm, key):
