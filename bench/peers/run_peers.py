@@ -11,8 +11,9 @@ For every shape of SHAPES and every thread count (1, 2) it
   2. times `mhac bench` (a subprocess), then each peer, with `mhac bench` again after each
      peer (mhac, peer 1, mhac, peer 2, ..., mhac), in --rounds rounds (3), so every
      implementation's time is a median over runs spread across the same minutes;
-     everything under `taskset` and the thread settings of that count (HL_NUM_THREADS, torch.set_num_threads, ORT
-     intra_op_num_threads, XLA_FLAGS, OMP/MKL/OpenBLAS variables),
+     everything under `taskset` and the thread settings of that count (HL_NUM_THREADS,
+     torch.set_num_threads, ORT intra_op_num_threads, XLA_FLAGS, OMP/MKL/OpenBLAS
+     variables),
   3. checks every output against a float64 numpy reference (max |error| / max |reference|),
 and times numpy's and torch's sgemm in the same run (the machine's GEMM ceiling). It
 writes bench/results/peers-<machine>.md (table, ratios, ceiling, agreement) and a PNG
@@ -22,11 +23,13 @@ peers-<machine>-avx2.md.
 
 Each peer lives in a worker process of its own (this script with --worker), one per
 thread count under taskset, all started before the first shape (shapes are the outer
-loop, so a shape's 1- and 2-thread rows run back to back); it reads one JSON request per line on stdin and answers
-one JSON line. A worker is idle (blocked on stdin) while anything else is timed.
+loop, so a shape's 1- and 2-thread rows run back to back); it reads one JSON request per
+line on stdin and answers one JSON line. A worker is idle (blocked on stdin) while
+anything else is timed.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -554,71 +557,75 @@ def driver(args):
     spent = {t: [0, 0, 0.0] for t in threads_list}
     workers = {}  # threads -> peer -> PeerProcess
     live = lambda: [w for by_peer in workers.values() for w in by_peer.values()]  # noqa
+
+    @contextlib.contextmanager
+    def charged_to(threads):
+        """Adds the machine's and the run's CPU time over the block to spent[threads]."""
+        b0, t0 = proc_stat_busy()
+        o0 = own_cpu_seconds(live())
+        yield
+        b1, t1 = proc_stat_busy()
+        for i, v in enumerate((b1 - b0, t1 - t0, own_cpu_seconds(live()) - o0)):
+            spent[threads][i] += v
+
     try:
         for threads in threads_list:
             workers[threads] = {}
             for peer in PEERS:
                 workers[threads][peer] = PeerProcess(peer, threads, log)
                 versions.update(workers[threads][peer].hello["versions"])
-            b0, t0 = proc_stat_busy()
-            o0 = own_cpu_seconds(live())
-            ans = workers[threads]["torch_mha"].ask(
-                {"cmd": "sgemm", "repeats": 10 if args.quick else 20})
+            with charged_to(threads):
+                ans = workers[threads]["torch_mha"].ask(
+                    {"cmd": "sgemm", "repeats": 10 if args.quick else 20})
             if not ans.get("ok"):
                 raise RuntimeError(f"sgemm failed: {ans}")
             sgemm[threads] = ans
-            b1, t1 = proc_stat_busy()
-            spent[threads] = [b1 - b0, t1 - t0, own_cpu_seconds(live()) - o0]
         # Shapes outside, thread counts inside: a shape's rows at 1 and at 2
         # threads run back to back, so the host's drift over the run (its
         # clock moved 10-20% over minutes on the 2-core EPYC) does not fall
         # between the two times whose ratio is a criterion.
         for shape in shapes:
             for threads in threads_list:
-                b0, t0 = proc_stat_busy()
-                o0 = own_cpu_seconds(live())
-                d = work / shape[0]
-                r = results[(shape[0], threads)] = {"mhac": []}
-                R, W = repeats(shape), warmup(shape)
+                with charged_to(threads):
+                    d = work / shape[0]
+                    r = results[(shape[0], threads)] = {"mhac": []}
+                    R, W = repeats(shape), warmup(shape)
 
-                def mhac_once():
-                    out = d / "out" / f"mhac_t{threads}_{len(r['mhac'])}.npy"
-                    r["mhac"].append(run_mhac(args.mhac, d, str(out), threads, R, W, log))
-                    check(shape, "mhac", threads, out)
-                    time.sleep(0.2)
-
-                # Rounds: every peer runs once per round, each run between two of
-                # mhac's, so every implementation's time is a median over runs
-                # spread across the same minutes (a burst of the host's load
-                # then moves one run of each, not a whole row).
-                mhac_once()
-                for _ in range(rounds):
-                    for peer in PEERS:
-                        out = d / "out" / f"{peer}_t{threads}.npy"
-                        ans = workers[threads][peer].ask(
-                            {"cmd": "run", "dir": str(d), "work": str(d / "out"),
-                             "repeats": R, "warmup": W, "out": str(out)})
-                        runs = r.setdefault(peer, [])
-                        if ans.get("ok"):
-                            runs.append(ans["times_s"])
-                            check(shape, peer, threads, out)
-                        else:
-                            r[peer + "_error"] = ans.get("error")
+                    def mhac_once():
+                        out = d / "out" / f"mhac_t{threads}_{len(r['mhac'])}.npy"
+                        r["mhac"].append(run_mhac(args.mhac, d, str(out), threads, R, W, log))
+                        check(shape, "mhac", threads, out)
                         time.sleep(0.2)
-                        mhac_once()
-                med = lambda p: peer_median(r.get(p)) or float("nan")  # noqa
-                print(f"[peers] {shape[0]:12s} {threads} thr: mhac "
-                      f"{np.median([m['median_ms'] for m in r['mhac']]):.3f} ms; " +
-                      ", ".join(f"{SHORT[p]} {med(p) * 1e3:.3f}" for p in PEERS), flush=True)
-                b1, t1 = proc_stat_busy()
-                for i, v in enumerate((b1 - b0, t1 - t0, own_cpu_seconds(live()) - o0)):
-                    spent[threads][i] += v
+
+                    # Rounds: every peer runs once per round, each run between two of
+                    # mhac's, so every implementation's time is a median over runs
+                    # spread across the same minutes (a burst of the host's load
+                    # then moves one run of each, not a whole row).
+                    mhac_once()
+                    for _ in range(rounds):
+                        for peer in PEERS:
+                            out = d / "out" / f"{peer}_t{threads}.npy"
+                            ans = workers[threads][peer].ask(
+                                {"cmd": "run", "dir": str(d), "work": str(d / "out"),
+                                 "repeats": R, "warmup": W, "out": str(out)})
+                            runs = r.setdefault(peer, [])
+                            if ans.get("ok"):
+                                runs.append(ans["times_s"])
+                                check(shape, peer, threads, out)
+                            else:
+                                r[peer + "_error"] = ans.get("error")
+                            time.sleep(0.2)
+                            mhac_once()
+                    med = lambda p: peer_median(r.get(p)) or float("nan")  # noqa
+                    print(f"[peers] {shape[0]:12s} {threads} thr: mhac "
+                          f"{np.median([m['median_ms'] for m in r['mhac']]):.3f} ms; " +
+                          ", ".join(f"{SHORT[p]} {med(p) * 1e3:.3f}" for p in PEERS), flush=True)
     finally:
         for by_peer in workers.values():
             for wk in by_peer.values():
                 wk.close()
-    load_by_threads = {t: foreign_share(0, 0, *spent[t][:2], 0, spent[t][2])
-                       for t in threads_list}
+    load_by_threads = {t: foreign_share(0, 0, busy, total, 0, own)
+                       for t, (busy, total, own) in spent.items()}
     busy1, total1 = proc_stat_busy()
     foreign = foreign_share(busy0, total0, busy1, total1, own0, own_cpu_seconds())
     load_after = os.getloadavg()
