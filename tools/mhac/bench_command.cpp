@@ -34,11 +34,13 @@ const char *kDescription =
     "Times one Keras MultiHeadAttention call (query = key = value unless --keys differs from\n"
     "--queries or --inputs holds value.npy; no mask) on the default kernel sets: --warmup\n"
     "untimed calls, then --repeats calls each timed with steady_clock around call_into()\n"
-    "(allocation-free once warm). Prints the median, min, max, spread = (max - min) / median,\n"
-    "GFLOP/s (multiply-adds as 2: four projections, QK^T, PV, the layer's nominal work; a\n"
-    "decode kernel folding K and V does less), the chosen variant and the ISA level; --json\n"
-    "prints the same as one JSON line instead. Threads: HL_NUM_THREADS (the\n"
-    "kernels' pool; unset = one per core the process may run on).\n"
+    "(allocation-free once warm). Warm-up is at least --warmup calls and at least\n"
+    "--warmup-seconds of them: a fresh process's first calls run slower, at 2 threads most,\n"
+    "so a few calls warm a 60 ms layer but not a 1 ms one. Prints the median, min, max,\n"
+    "spread = (max - min) / median, GFLOP/s (multiply-adds as 2: four projections, QK^T, PV,\n"
+    "the layer's nominal work; a decode kernel folding K and V does less), the chosen variant\n"
+    "and the ISA level; --json prints the same as one JSON line instead. Threads:\n"
+    "HL_NUM_THREADS (the kernels' pool; unset = one per core the process may run on).\n"
     "\n"
     "--weights DIR reads Keras-layout float32 .npy files: query_kernel [E,N,H], query_bias\n"
     "[N,H], key_kernel [E,N,H], key_bias [N,H], value_kernel [E,N,Hv], value_bias [N,Hv],\n"
@@ -119,6 +121,7 @@ int bench_command(int argc, char **argv) {
     CLI::App app{kDescription, "mhac bench"};
     int64_t batch = 1, queries = 128, keys = 0, features = 768;
     int heads = 12, key_dim = 64, value_dim = 0, repeats = 20, warmup = 3;
+    double warmup_seconds = 0.3;
     uint64_t seed = 2026;
     std::string weights_dir, inputs_dir, output_path, device = "cpu", force_config;
     bool json = false;
@@ -138,6 +141,9 @@ int bench_command(int argc, char **argv) {
     app.add_option("--repeats", repeats, "timed calls (default 20)")->check(kPositive);
     app.add_option("--warmup", warmup, "untimed calls before timing (default 3, at least 1)")
         ->check(kPositive);
+    app.add_option("--warmup-seconds", warmup_seconds,
+                   "untimed calls go on until this long has passed (default 0.3; 0 = count only)")
+        ->check(CLI::Range(0.0, 60.0));
     app.add_option("--seed", seed, "seed of the generated weights and inputs (default 2026)");
     app.add_option("--weights", weights_dir, "directory of Keras-layout .npy weights (see above)")
         ->check(CLI::ExistingDirectory);
@@ -249,7 +255,14 @@ int bench_command(int argc, char **argv) {
         size_t n = 1;
         for (int64_t d : out.shape) n *= static_cast<size_t>(d);
         out.data.assign(n, 0.0f);
-        for (int i = 0; i < warmup; i++) layer.call_into(query, value, opts, out.data.data());
+        int warmup_calls = 0;
+        const auto warm_start = Clock::now();
+        while (warmup_calls < warmup ||
+               std::chrono::duration<double>(Clock::now() - warm_start).count() < warmup_seconds) {
+            layer.call_into(query, value, opts, out.data.data());
+            warmup_calls++;
+        }
+        const auto warm_end = Clock::now();
         std::vector<double> t(static_cast<size_t>(repeats));
         for (double &seconds : t) {
             const auto start = Clock::now();
@@ -276,13 +289,13 @@ int bench_command(int argc, char **argv) {
             std::printf(
                 "{\"batch\": %lld, \"queries\": %lld, \"keys\": %lld, \"features\": %lld, "
                 "\"heads\": %d, \"key_dim\": %d, \"value_dim\": %d, \"self_attention\": %s, "
-                "\"repeats\": %d, \"warmup\": %d, \"median_ms\": %.6f, \"min_ms\": %.6f, "
-                "\"max_ms\": %.6f, \"mean_ms\": %.6f, \"spread\": %.4f, \"gflops\": %.3f, "
-                "\"variant\": %s, \"kernel_set\": %s, \"isa\": %s, \"hl_num_threads\": %s, "
-                "\"cpus_allowed\": %d}\n",
+                "\"repeats\": %d, \"warmup\": %d, \"warmup_seconds\": %.3f, \"median_ms\": %.6f, "
+                "\"min_ms\": %.6f, \"max_ms\": %.6f, \"mean_ms\": %.6f, \"spread\": %.4f, "
+                "\"gflops\": %.3f, \"variant\": %s, \"kernel_set\": %s, \"isa\": %s, "
+                "\"hl_num_threads\": %s, \"cpus_allowed\": %d}\n",
                 (long long)batch, (long long)queries, (long long)keys, (long long)features, heads,
-                key_dim, value_dim, self_attention ? "true" : "false", repeats, warmup,
-                s.median * 1e3, s.min * 1e3, s.max * 1e3, s.mean * 1e3, spread,
+                key_dim, value_dim, self_attention ? "true" : "false", repeats, warmup_calls,
+                warmup_seconds, s.median * 1e3, s.min * 1e3, s.max * 1e3, s.mean * 1e3, spread,
                 flops / s.median * 1e-9, json_string(variant).c_str(),
                 json_string(sel.kernel_set ? sel.kernel_set->name : "").c_str(),
                 json_string(isa).c_str(), json_string(threads).c_str(), cpus_allowed);
@@ -301,8 +314,9 @@ int bench_command(int argc, char **argv) {
                         cpus_allowed);
             std::printf(
                 "  time per call  : median %.3f ms, min %.3f ms, max %.3f ms, spread %.1f%%"
-                " (%d calls after %d warm-up)\n",
-                s.median * 1e3, s.min * 1e3, s.max * 1e3, spread * 100, repeats, warmup);
+                " (%d calls after %d warm-up calls, %.2f s)\n",
+                s.median * 1e3, s.min * 1e3, s.max * 1e3, spread * 100, repeats, warmup_calls,
+                std::chrono::duration<double>(warm_end - warm_start).count());
             std::printf("  throughput     : %.1f GFLOP/s at the median\n", flops / s.median * 1e-9);
             if (!output_path.empty()) {
                 std::printf("  output         : %s %s\n", output_path.c_str(),
