@@ -595,6 +595,15 @@ Expr round_up(const Expr &x, int multiple) {
 // every stage at root, each a pass over its inputs. The key and value rows
 // stream once each (the logits pass, the pooling pass), in parallel over
 // keys and over value columns; the heads sit in registers beside them.
+// Split over keys instead (per chunk of 128 keys the logits, their max and
+// sum and the pooled values, chunks in parallel and merged as flash's key
+// blocks, so a self-attention step reads its value rows from L2 after the
+// logits pass): 2-core AMD EPYC (Zen 3, AVX2), bert_base decode entry,
+// bench/ab_kernels.py, speed of the split over this, 1 / 2 threads: S=2048
+// 0.97-1.01 / 0.94-0.99, S=128 (two chunks) 0.99 / 0.96-1.02, B=8 S=128
+// 0.97-1.00 / 0.99-1.05, B=2 T=8 S=512 0.97-0.98 / 1.00-1.04; 64-key chunks
+// no better. The 16 MB a call reads stay in L3 between calls, so the
+// pooling pass's second read of the value rows costs little. Not kept.
 void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {
     gen::AbsorbedAttention &a = p.absorbed;
     Func out = p.output;
