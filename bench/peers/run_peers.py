@@ -654,6 +654,7 @@ def driver(args):
         "load_before": load_before, "load_after": load_after, "foreign": foreign,
         "foreign_by_threads": load_by_threads, "wall_s": wall, "versions": versions,
         "python": platform.python_version(), "quick": args.quick, "rounds": rounds,
+        "warmup_s": warmup_s,
     }
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -766,10 +767,13 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
              "affinity). A shape's rows at each thread count run back to back (shapes in the "
              "outer loop), so the host's drift over the run does not fall between a shape's "
              "1-thread and 2-thread times.")
-    L.append("- Time per call: median of 20 calls (5 for `long`) after warm-up: at least 3 "
-             "calls (1 for `long`) and at least 0.3 s of calls, the same rule in mhac's fresh "
-             "processes and the peers' workers" +
-             ("; `--quick`: 5 calls after 2 and 0.05 s" if meta["quick"] else "") + ". "
+    warm_s = f"{meta['warmup_s']:g} s"
+    L.append("- Time per call: " +
+             (f"`--quick`: median of 5 calls after warm-up: at least 2 calls and {warm_s}"
+              if meta["quick"] else
+              "median of 20 calls (5 for `long`) after warm-up: at least 3 calls (1 for "
+              f"`long`) and at least {warm_s} of calls") +
+             ", the same rule in mhac's fresh processes and the peers' workers. "
              "**ratio** = fastest peer's median / mhac's median: above 1 = mhac faster" +
              (f" (peers held to {meta['isa']} only: "
               f"{', '.join(SHORT[p] for p in sorted(ISA_LEVELS[meta['isa']]['not_held']))} "
