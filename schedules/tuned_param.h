@@ -31,6 +31,7 @@ struct KnobOverrides {
     int attn_k_unroll = 0;     // reduction steps unrolled in the attention's register tiles
     int absorb_kv = -1;        // 1: K and V projections folded into the query (decode); else flash
     int gemm_rows_exact = -1;  // rows per projection tile where they divide the rows (0 = off)
+    int attn_reduce_rows = 0;  // query rows per pass of the attention's block max and sum
 };
 
 struct KnobName {
@@ -48,7 +49,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"v_staging", &KnobOverrides::v_staging},
                                           {"attn_k_unroll", &KnobOverrides::attn_k_unroll},
                                           {"absorb_kv", &KnobOverrides::absorb_kv},
-                                          {"gemm_rows_exact", &KnobOverrides::gemm_rows_exact}};
+                                          {"gemm_rows_exact", &KnobOverrides::gemm_rows_exact},
+                                          {"attn_reduce_rows", &KnobOverrides::attn_reduce_rows}};
 
 }  // namespace mhac::sched
 

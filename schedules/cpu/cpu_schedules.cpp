@@ -97,11 +97,24 @@ struct CpuKnobs {
     // 1.02, B=8 1.01, B=1 1.00, vit 0.99; AVX2 long_4096 1.06, T=S=512 1.02,
     // B=1 and vit 1.00. Earlier, 8 steps for P.V: long_4096 0.84.
     int attn_k_unroll;
+    // Query rows whose block max (and block sum) one pass over a key block
+    // accumulates side by side: one row's vector of partial results is a
+    // chain of dependent adds or maxes (an add is 3 cycles on Zen 3 and 4),
+    // 4 rows are 4 independent chains. 2-core AMD EPYC with AVX-512 (Zen 4), the AVX2
+    // bert_base row held to AVX2, bench/ab_kernels.py, 4 against 1, two
+    // rounds, 1 / 2 threads: T=S=512 1.013, 1.007 / 1.008, 1.020 (Halide's
+    // profiler: max 0.35 -> 0.17 ms, sum 0.30 -> 0.16 ms a call); B=1
+    // T=128 0.994, 1.010 / 1.008, 1.006; B=8 1.005, 0.999 / 1.001, 0.997;
+    // vit 1.006, 0.991 / 1.004, 1.011; generic long_4096 (its entry's
+    // knobs) 1.007, 1.003 / 1.004, 1.016. AVX-512 (16 lanes, half the
+    // chain per row), the tuned bert_base knobs: 0.98-1.01 on the same four
+    // shapes; 4 everywhere for one schedule.
+    int attn_reduce_rows;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4};
+    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4, 4};
     // 12 accumulators out of 16 (AVX2/SSE) registers; two panels of 8 rows
     // (16) out of AVX-512's 32, see below. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -171,6 +184,10 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
                                     " is not 0 (in place) or 1 (staged)");
     if (set.v_staging >= 0) k.v_staging = set.v_staging == 1;
     if (set.attn_k_unroll > 0) k.attn_k_unroll = set.attn_k_unroll;
+    if (set.attn_reduce_rows > 16)
+        throw std::invalid_argument("attn_reduce_rows=" + std::to_string(set.attn_reduce_rows) +
+                                    " is above 16 (each row is an unrolled accumulator)");
+    if (set.attn_reduce_rows > 0) k.attn_reduce_rows = set.attn_reduce_rows;
     if (set.absorb_kv > 1)
         throw std::invalid_argument("absorb_kv=" + std::to_string(set.absorb_kv) +
                                     " is not 0 (flash attention) or 1 (folded K and V)");
@@ -517,7 +534,17 @@ void schedule_attention_block(FusedPipeline &p, const CpuKnobs &k, const LoopLev
         f.compute_at(kblock);
         lanes_first(partial, lane);
         partial.compute_at(kblock).vectorize(lane);
-        partial.update().reorder(lane, ro).vectorize(lane);
+        Stage update = partial.update();
+        if (k.attn_reduce_rows > 1) {
+            // attn_reduce_rows rows side by side (the last group guarded).
+            Var t = arg(partial, 1), to("to"), ti("ti");
+            update.split(t, to, ti, k.attn_reduce_rows, TailStrategy::GuardWithIf)
+                .reorder(lane, ti, ro, to)
+                .unroll(ti);
+        } else {
+            update.reorder(lane, ro);
+        }
+        update.vectorize(lane);
     };
     vector_reduce(a.block_max);
     a.block_exp.compute_at(kblock).vectorize(arg(a.block_exp, 0), k.vector);
@@ -601,7 +628,7 @@ Expr round_up(const Expr &x, int multiple) {
 // logits pass): 2-core AMD EPYC (Zen 3, AVX2), bert_base decode entry,
 // bench/ab_kernels.py, speed of the split over this, 1 / 2 threads: S=2048
 // 0.97-1.01 / 0.94-0.99, S=128 (two chunks) 0.99 / 0.96-1.02, B=8 S=128
-// 0.97-1.00 / 0.99-1.05, B=2 T=8 S=512 0.97-0.98 / 1.00-1.04; 64-key chunks
+// 0.97-1.00 / 0.99-1.05, B=2 T=8 S=512 0.97-0.98 / 0.99-1.04; 64-key chunks
 // no better. The 16 MB a call reads stay in L3 between calls, so the
 // pooling pass's second read of the value rows costs little. Not kept.
 void schedule_absorbed(FusedPipeline &p, const CpuKnobs &k) {

@@ -106,7 +106,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"v_staging", {0, 1}},
             {"attn_k_unroll", {1, 2, 4}},
             {"absorb_kv", {0, 1}},
-            {"gemm_rows_exact", {0, 2, 3, 4, 5}}};
+            {"gemm_rows_exact", {0, 2, 3, 4, 5}},
+            {"attn_reduce_rows", {1, 2, 4, 8}}};
 }
 
 // The range named `name` in `space`, or null.
