@@ -275,6 +275,7 @@ public:
     GeneratorParam<int> absorb_kv{"absorb_kv", -1};
     GeneratorParam<int> gemm_rows_exact{"gemm_rows_exact", -1};
     GeneratorParam<int> attn_reduce_rows{"attn_reduce_rows", 0};
+    GeneratorParam<int> kv_at_blocks{"kv_at_blocks", -1};
     // Per-target knobs from the tuned database, over the ones above.
     GeneratorParam<std::string> tuned{"tuned", ""};
 
@@ -316,11 +317,11 @@ public:
         p_.q_bias = bq;
         p_.k_bias = bk;
         p_.v_bias = bv;
-        p_.knobs =
-            knobs_for_this_target(tuned, get_target(),
-                                  {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block,
-                                   gemm_k_unroll, gemm_panels, gemm_row_block, v_staging,
-                                   attn_k_unroll, absorb_kv, gemm_rows_exact, attn_reduce_rows});
+        p_.knobs = knobs_for_this_target(
+            tuned, get_target(),
+            {key_block, query_block, gemm_rows, gemm_rows_short, gemm_k_block, gemm_k_unroll,
+             gemm_panels, gemm_row_block, v_staging, attn_k_unroll, absorb_kv, gemm_rows_exact,
+             attn_reduce_rows, kv_at_blocks});
         const sched::FusedBlocking blocking = sched::fused_blocking(get_target(), p_.knobs, kind);
         // Q, K and V projected over the batch's rows at once (flat rows, T or
         // the keys read per sequence).

@@ -32,6 +32,7 @@ struct KnobOverrides {
     int absorb_kv = -1;        // 1: K and V projections folded into the query (decode); else flash
     int gemm_rows_exact = -1;  // rows per projection tile where they divide the rows (0 = off)
     int attn_reduce_rows = 0;  // query rows per pass of the attention's block max and sum
+    int kv_at_blocks = -1;     // 1: K and V projected per key block as staged; 0: at root
 };
 
 struct KnobName {
@@ -50,7 +51,8 @@ inline constexpr KnobName kKnobNames[] = {{"key_block", &KnobOverrides::key_bloc
                                           {"attn_k_unroll", &KnobOverrides::attn_k_unroll},
                                           {"absorb_kv", &KnobOverrides::absorb_kv},
                                           {"gemm_rows_exact", &KnobOverrides::gemm_rows_exact},
-                                          {"attn_reduce_rows", &KnobOverrides::attn_reduce_rows}};
+                                          {"attn_reduce_rows", &KnobOverrides::attn_reduce_rows},
+                                          {"kv_at_blocks", &KnobOverrides::kv_at_blocks}};
 
 }  // namespace mhac::sched
 

@@ -110,11 +110,15 @@ struct CpuKnobs {
     // chain per row), the tuned bert_base knobs: 0.98-1.01 on the same four
     // shapes; 4 everywhere for one schedule.
     int attn_reduce_rows;
+    // Whether K (and V, when staged) are projected a key block and head at a
+    // time inside their staging copies (where head dims are whole register
+    // tiles) or as whole GEMMs at root. Measured: see cpu_schedule_fused.
+    bool kv_at_blocks;
 };
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4, 4};
+    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4, 4, true};
     // 12 accumulators out of 16 (AVX2/SSE) registers; two panels of 8 rows
     // (16) out of AVX-512's 32, see below. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -188,6 +192,10 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
         throw std::invalid_argument("attn_reduce_rows=" + std::to_string(set.attn_reduce_rows) +
                                     " is above 16 (each row is an unrolled accumulator)");
     if (set.attn_reduce_rows > 0) k.attn_reduce_rows = set.attn_reduce_rows;
+    if (set.kv_at_blocks > 1)
+        throw std::invalid_argument("kv_at_blocks=" + std::to_string(set.kv_at_blocks) +
+                                    " is not 0 (at root) or 1 (per key block)");
+    if (set.kv_at_blocks >= 0) k.kv_at_blocks = set.kv_at_blocks == 1;
     if (set.absorb_kv > 1)
         throw std::invalid_argument("absorb_kv=" + std::to_string(set.absorb_kv) +
                                     " is not 0 (flash attention) or 1 (folded K and V)");
@@ -828,16 +836,23 @@ void cpu_schedule_fused(FusedPipeline &p, const Target &target) {
     // (AVX-512), bert_base row with its tuned knobs, tune-worker A/B, 1 / 2
     // threads: decode S=2048 1.022 / 1.031, S=128 1.012 / 1.019, B=1 T=128
     // 1.005 / 1.013, B=8 1.020 / 1.012, T=S=512 0.999 / 1.011, vit 1.013 /
-    // 1.013.
-    const bool k_at_blocks = p.static_key_dim > 0 && p.static_key_dim % gemm_tile_width(k) == 0;
+    // 1.013. At root instead (kv_at_blocks=0), the 2-core AMD EPYC with
+    // AVX-512 (Zen 4, 1 MB L2) held to AVX2, bert_base row, tune-worker A/B,
+    // 1 / 2 threads: B=8 T=128 1.020, 1.011 / 1.019, 1.018 (a batch's rows
+    // stay in L2 across its heads, but each head's weights come from L3
+    // once per batch), T=S=512 0.987, 0.985 / 0.998, 1.015, B=1 and vit
+    // 0.99-1.01; AVX-512 with gemm_row_block=1024, B=8 0.97-0.98: mixed,
+    // a knob for the tuner.
+    const bool k_at_blocks =
+        k.kv_at_blocks && p.static_key_dim > 0 && p.static_key_dim % gemm_tile_width(k) == 0;
     if (!k_at_blocks) project_root(p.k_proj, a.keys_read, p.key_dim);
     // V likewise, into its key-block copy (when V is staged): 2-core Xeon,
     // tune-worker A/B, 1 / 2 threads, AVX-512 (the tuned knobs) B=1 T=128
     // 1.00 / 1.01, B=8 1.01 / 1.02, T=S=512 1.01 / 1.01, vit 1.00 / 1.01,
     // decode S=128 (flash) 1.00 / 1.02; AVX2 1.01 / 1.00, 1.00 / 1.01, 1.02
     // / 1.01, 1.01 / 1.01.
-    const bool v_at_blocks =
-        k.v_staging && p.static_value_dim > 0 && p.static_value_dim % gemm_tile_width(k) == 0;
+    const bool v_at_blocks = k.kv_at_blocks && k.v_staging && p.static_value_dim > 0 &&
+                             p.static_value_dim % gemm_tile_width(k) == 0;
     if (!v_at_blocks) project_root(p.v_proj, a.keys_read, p.value_dim);
     // Head dims known only at run time (the generic kernel) make the flat
     // bias index (j % H, j / H) an integer division per element, which x86

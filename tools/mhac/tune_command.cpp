@@ -107,7 +107,8 @@ std::vector<KnobRange> fused_knob_space(const std::string &target) {
             {"attn_k_unroll", {1, 2, 4}},
             {"absorb_kv", {0, 1}},
             {"gemm_rows_exact", {0, 2, 3, 4, 5}},
-            {"attn_reduce_rows", {1, 2, 4, 8}}};
+            {"attn_reduce_rows", {1, 2, 4, 8}},
+            {"kv_at_blocks", {0, 1}}};
 }
 
 // The range named `name` in `space`, or null.
