@@ -460,15 +460,10 @@ def run_mhac(mhac, d, out, threads, repeats, warmup, warmup_s, log):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def vector_level():
-    """The widest x86 vector extension /proc/cpuinfo lists ("" elsewhere): one model name
-    covers machines with and without AVX-512 (the AMD EPYCs: Zen 3 has AVX2, Zen 4 adds
-    AVX-512), and which one ran decides mhac's kernels and the peers' alike."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
-    except (OSError, AttributeError):
-        return ""
+def vector_level(flags):
+    """The widest x86 vector extension among `flags` ("" elsewhere): one model name covers
+    machines with and without AVX-512 (the AMD EPYCs: Zen 3 has AVX2, Zen 4 adds AVX-512),
+    and which one ran decides mhac's kernels and the peers' alike."""
     for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("sse4_1", "SSE4.1")):
         if flag in flags:
             return name
@@ -476,18 +471,21 @@ def vector_level():
 
 
 def machine_name():
-    model = "unknown CPU"
+    model, flags = "unknown CPU", set()
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
         m = re.search(r"^Model name:\s*(.+)$", out, re.M)
         if m:
             model = m.group(1).strip()
+        m = re.search(r"^Flags:\s*(.+)$", out, re.M)
+        if m:
+            flags = set(m.group(1).split())
     except OSError:
         pass
     cores = os.cpu_count()
     slug = re.sub(r"\((r|tm)\)", "", model.lower())
     slug = re.sub(r"[^a-z0-9]+", "_", slug).strip("_")
-    vector = vector_level()
+    vector = vector_level(flags)
     if vector:
         model = f"{model} ({vector})"
         slug += "_" + re.sub(r"[^a-z0-9]", "", vector.lower())
@@ -730,8 +728,8 @@ def write_markdown(meta, shapes, threads_list, results, errors, sgemm, png_name)
     L.append("")
     L.append("| | |")
     L.append("|---|---|")
-    L.append(f"| machine | {meta['machine']} (`lscpu` model name, the widest vector extension "
-             "in /proc/cpuinfo, `os.cpu_count()`) |")
+    L.append(f"| machine | {meta['machine']} (`lscpu` model name and the widest vector "
+             "extension among its flags, `os.cpu_count()`) |")
     L.append(f"| mhac | commit `{meta['commit']}`, `mhac bench` (default kernel sets) |")
     L.append(f"| peers | torch {v.get('torch')} (BLAS: {sgemm_blas(sgemm, 'torch_blas')}), "
              f"onnxruntime {v.get('onnxruntime')} (onnx {v.get('onnx')}), keras {v.get('keras')} "
