@@ -1,7 +1,8 @@
 # The `tuned` GeneratorParam (schedules/tuned_param.h) on the tiny fused
 # kernel, one target: tuned=<that target>:key_block:64,query_block:32 gives
 # the object bytes of key_block=64 query_block=32 given directly, tuned=<another
-# target>:... the bytes of no knobs, and an unknown knob fails the generator.
+# target>:... the bytes of no knobs, and an unknown knob or a 0-or-1 knob set
+# to 2 fails the generator.
 # -DGENERATOR -DWORK_DIR
 file(REMOVE_RECURSE ${WORK_DIR})
 include(${CMAKE_CURRENT_LIST_DIR}/run_checked.cmake)
@@ -39,4 +40,19 @@ execute_process(COMMAND ${GENERATOR} -g mhac_fused -f bad -n bad -o ${WORK_DIR} 
 if(rc EQUAL 0 OR NOT err MATCHES "bogus_knob")
   message(FATAL_ERROR "an unknown knob in tuned was not an error naming it (exit ${rc}):\n${err}")
 endif()
+# The 0-or-1 knobs (set_switch in schedules/cpu/cpu_schedules.cpp): any
+# other value is an error that names the knob and what 0 and 1 mean.
+foreach(_switch "v_staging;in place;staged" "kv_at_blocks;at root;per key block"
+                "absorb_kv;flash attention;folded K and V")
+  list(GET _switch 0 _knob)
+  list(GET _switch 1 _off)
+  list(GET _switch 2 _on)
+  execute_process(COMMAND ${GENERATOR} -g mhac_fused -f bad -n bad -o ${WORK_DIR} -e object
+                          target=${target} ${tiny} ${_knob}=2
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(rc EQUAL 0 OR NOT err MATCHES "${_knob}=2 is not 0 \\(${_off}\\) or 1 \\(${_on}\\)")
+    message(FATAL_ERROR "${_knob}=2 was not an error naming the knob and its two values "
+                        "(exit ${rc}):\n${err}")
+  endif()
+endforeach()
 message(STATUS "tuned param: identical objects for the tuned target, defaults for another")

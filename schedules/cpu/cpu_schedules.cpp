@@ -41,62 +41,64 @@ using namespace Halide;
 namespace {
 
 struct CpuKnobs {
-    int vector;     // floats per SIMD register
-    int gemm_rows;  // rows per GEMM register tile; tile width / vector * rows accumulators
+    // The values below are the defaults before knobs_for() adjusts them
+    // per target and applies a kernel's overrides.
+    int vector = 0;     // floats per SIMD register: the target's, set by knobs_for()
+    int gemm_rows = 6;  // rows per GEMM register tile; tile width / vector * rows accumulators
     // Rows per tile when fewer than gemm_rows rows exist (short sequences,
     // decode): a weight panel still serves several rows per pass.
-    int gemm_rows_short;
+    int gemm_rows_short = 2;
     // Rows per projection tile where they divide the rows exactly and
     // gemm_rows tiles would recompute 2% or more of them (exact_tiles); 0 =
     // off. Measured: see knobs_for().
-    int gemm_rows_exact;
+    int gemm_rows_exact = 0;
     // Work (multiply-adds) below which a stage runs serially: the thread
     // pool's wake-up costs more than it saves on tiny shapes (untuned).
-    int parallel_min_work;
+    int parallel_min_work = 1 << 17;
     // Query rows per attention block (rounded to gemm_rows, blocks near-equal):
     // every K/V block is read once per query block. Same run: 96 rows took
     // long from 0.54 to 0.45 s (24 rows: 0.67 s) with BERT shapes within
     // noise (prefill_b1 6.2 -> 6.4 ms, vit 11.0 -> 11.5, seq512 28.3 -> 31.4
     // median but 26.7 min); 144 and 192 measured only on a loaded machine.
-    int query_block;
+    int query_block = 96;
     // Input features per GEMM pass over a panel (BLIS's kc); 0 = the whole
     // row. Rejected as a default (quiet EPYC, bert_base fused, 1 thread, same
     // run): 256 took prefill_b1 from 13.6 to 14.9 ms and b8 from 102 to 112
     // ms (128: 15.0 and 114); the accumulators' memory round trips cost more
     // than the L1-resident panel slice saves. Kept as a knob for the tuner.
-    int gemm_k_block;
+    int gemm_k_block = 0;
     // Reduction steps per iteration of the register tile's loop. 8 with
     // AVX-512, 4 on x86 below it, 1 elsewhere: see knobs_for(). Earlier, on the 2-core
     // AMD EPYC (Zen 3), 1 thread, a JIT sweep of the projection GEMM alone
     // favoured 4 steps too (128 rows 63-69 -> 70-72 GFLOP/s, 1024 rows 66-73
     // -> 76-80), but AOT runs of separate binaries there were too noisy to
     // tell (OpenBLAS's own times moved -14% to +21% between them).
-    int gemm_k_unroll;
+    int gemm_k_unroll = 1;
     // Weight panels (kPanelWidth columns each) per GEMM register tile. With
     // AVX-512 one panel is one vector, so a one-panel tile issues a weight
     // load and a broadcast per FMA and is load-bound; two panels share each
     // broadcast between two FMAs. At most kPanelGroup (the packed kernels'
     // padding). Measured: see knobs_for().
-    int gemm_panels;
+    int gemm_panels = 1;
     // Input rows per pass over the weights (BLIS's mc): longer inputs are
     // cut into near-equal blocks of whole tiles, about this many rows,
     // each streaming every weight panel, so a block's rows stay in L2 while
     // the panels pass instead of coming from L3 once per panel.
-    int gemm_row_block;
+    int gemm_row_block = 128;
     // Whether V is copied into key-block tiles (v_blocked) before P.V reads
     // it, or read where the V projection wrote it (its rows are contiguous
     // runs of every head's columns already). A decode step reads every value
     // row once, so there the copy is a memory-bound pass for nothing.
     // Measured: see knobs_for(). K stays staged: read in place, Q.K^T is a
     // dot product per key over strided rows (decode S=2048 0.97x).
-    bool v_staging;
+    bool v_staging = true;
     // Reduction steps per iteration of the attention's register tiles (Q.K^T
     // over the head dim, P.V over a key block). 2-core Xeon, 1 thread, 4
     // against 1 (with the block exponentials of exp_nonpositive), one
     // tune-worker process: AVX-512 generic long_4096 1.02, bert_base T=S=512
     // 1.02, B=8 1.01, B=1 1.00, vit 0.99; AVX2 long_4096 1.06, T=S=512 1.02,
     // B=1 and vit 1.00. Earlier, 8 steps for P.V: long_4096 0.84.
-    int attn_k_unroll;
+    int attn_k_unroll = 4;
     // Query rows whose block max (and block sum) one pass over a key block
     // accumulates side by side: one row's vector of partial results is a
     // chain of dependent adds or maxes (an add is 3 cycles on Zen 3 and 4),
@@ -109,16 +111,26 @@ struct CpuKnobs {
     // knobs) 1.007, 1.003 / 1.004, 1.016. AVX-512 (16 lanes, half the
     // chain per row), the tuned bert_base knobs: 0.98-1.01 on the same four
     // shapes; 4 everywhere for one schedule.
-    int attn_reduce_rows;
+    int attn_reduce_rows = 4;
     // Whether K (and V, when staged) are projected a key block and head at a
     // time inside their staging copies (where head dims are whole register
     // tiles) or as whole GEMMs at root. Measured: see cpu_schedule_fused.
-    bool kv_at_blocks;
+    bool kv_at_blocks = true;
 };
+
+// A 0-or-1 knob: `value` (below 0 = unset) overrides `field`; anything
+// else is an error naming what 0 and 1 mean.
+void set_switch(bool &field, int value, const char *name, const char *off, const char *on) {
+    if (value > 1)
+        throw std::invalid_argument(std::string(name) + "=" + std::to_string(value) +
+                                    " is not 0 (" + off + ") or 1 (" + on + ")");
+    if (value >= 0) field = value == 1;
+}
 
 CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     const int vector = target.natural_vector_size<float>();
-    CpuKnobs k{vector, 6, 2, 0, 1 << 17, 96, 0, 1, 1, 128, true, 4, 4, true};
+    CpuKnobs k;
+    k.vector = vector;
     // 12 accumulators out of 16 (AVX2/SSE) registers; two panels of 8 rows
     // (16) out of AVX-512's 32, see below. Two panels on the 2-core Xeon (AVX-512,
     // x86-64-linux-avx512_skylake), 1 thread, 2026-12-04, interleaved pairs:
@@ -183,22 +195,17 @@ CpuKnobs knobs_for(const Target &target, const KnobOverrides &set) {
     if (set.gemm_k_unroll > 0) k.gemm_k_unroll = set.gemm_k_unroll;
     if (set.gemm_panels > 0) k.gemm_panels = set.gemm_panels;
     if (set.gemm_row_block > 0) k.gemm_row_block = set.gemm_row_block;
-    if (set.v_staging > 1)
-        throw std::invalid_argument("v_staging=" + std::to_string(set.v_staging) +
-                                    " is not 0 (in place) or 1 (staged)");
-    if (set.v_staging >= 0) k.v_staging = set.v_staging == 1;
+    set_switch(k.v_staging, set.v_staging, "v_staging", "in place", "staged");
     if (set.attn_k_unroll > 0) k.attn_k_unroll = set.attn_k_unroll;
     if (set.attn_reduce_rows > 16)
         throw std::invalid_argument("attn_reduce_rows=" + std::to_string(set.attn_reduce_rows) +
                                     " is above 16 (each row is an unrolled accumulator)");
     if (set.attn_reduce_rows > 0) k.attn_reduce_rows = set.attn_reduce_rows;
-    if (set.kv_at_blocks > 1)
-        throw std::invalid_argument("kv_at_blocks=" + std::to_string(set.kv_at_blocks) +
-                                    " is not 0 (at root) or 1 (per key block)");
-    if (set.kv_at_blocks >= 0) k.kv_at_blocks = set.kv_at_blocks == 1;
-    if (set.absorb_kv > 1)
-        throw std::invalid_argument("absorb_kv=" + std::to_string(set.absorb_kv) +
-                                    " is not 0 (flash attention) or 1 (folded K and V)");
+    set_switch(k.kv_at_blocks, set.kv_at_blocks, "kv_at_blocks", "at root", "per key block");
+    // absorb_kv picks the path in the generator (FusedPipeline); checked here
+    // with the other switches.
+    bool absorb_kv = false;
+    set_switch(absorb_kv, set.absorb_kv, "absorb_kv", "flash attention", "folded K and V");
     if (k.gemm_row_block < k.gemm_rows)
         throw std::invalid_argument("gemm_row_block=" + std::to_string(k.gemm_row_block) +
                                     " is below gemm_rows=" + std::to_string(k.gemm_rows));
